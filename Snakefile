@@ -1,0 +1,19 @@
+# gexnet: gene representations from bulk RNA-seq compendia, and virtual experiments on them.
+# Targets: all (everything the config enables). Outputs: results/<run>/; inputs: resources/.
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/qc.smk"
+
+
+report: "rules/report/workflow.rst"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,36 @@
+# Sample QC: per-sample metrics, the counts removed by each rule, and their distributions.
+
+
+rule sample_qc:
+    input:
+        lambda wildcards: compendium(wildcards.species),
+    output:
+        samples=results("qc/{species}_samples.parquet"),
+        summary=report(
+            results("qc/{species}_summary.tsv"),
+            caption="report/qc_summary.rst",
+            category="Quality control",
+            labels={"species": "{species}", "table": "samples removed by each rule"},
+        ),
+        figure=report(
+            results("qc/{species}_metrics.svg"),
+            caption="report/qc_metrics.rst",
+            category="Quality control",
+            labels={"species": "{species}", "figure": "QC metrics"},
+        ),
+    params:
+        thresholds=as_json(config["qc"]),
+        block_values=config["block_values"],
+    log:
+        logs("sample_qc_{species}"),
+    benchmark:
+        benchmarks("sample_qc_{species}")
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(2000),
+        runtime=attempt_scaled(60),
+    shell:
+        "{GEXNET} qc {input} --thresholds {params.thresholds} --block-values {params.block_values}"
+        " --samples {output.samples} --summary {output.summary} --figure {output.figure}"
+        " --title '{wildcards.species} sample QC' > {log} 2>&1"

@@ -1,0 +1,5 @@
+import sys
+
+from gexnet.cli import main
+
+sys.exit(main())

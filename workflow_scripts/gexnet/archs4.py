@@ -1,0 +1,315 @@
+"""The one reader of expression files in the ARCHS4 HDF5 layout (genes × samples).
+
+Every stage reads ARCHS4 files through `Archs4File`, so a malformed, transposed, truncated or
+corrupt file fails once, here, with a one-line message naming the file and the problem, instead
+of as a shape error or silently wrong numbers further down the workflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from gexnet.errors import GexnetError
+
+EXPRESSION = "data/expression"
+SAMPLES = "meta/samples"
+SAMPLE_ID = f"{SAMPLES}/geo_accession"
+REQUIRED_SAMPLE_FIELDS = ("geo_accession", "series_id", "singlecellprobability")
+GENE_FIELDS = ("ensembl_gene", "symbol", "biotype")
+TRANSCRIPT_FIELDS = ("ensembl_id",)
+OPTIONAL_TRANSCRIPT_FIELDS = ("ensembl_gene", "gene_symbol")
+_MAX_LISTED = 5
+
+# How h5py reports damage to the file's internal structures (bad B-tree, heap or chunk).
+# Missing names are tested with `in`/`get` first, so a KeyError here means damage, not absence.
+_H5_ERRORS = (OSError, KeyError, RuntimeError)
+_CORRUPT = "not a readable HDF5 file (truncated or corrupt?)"
+
+Selection = slice | np.ndarray | None
+
+
+class Archs4FormatError(GexnetError, ValueError):
+    """The file is not a readable ARCHS4-layout expression file; the message says why."""
+
+
+class Archs4File:
+    """A read-only ARCHS4-layout file whose layout was validated at open.
+
+    Counts are read on demand (`read`, `iter_sample_blocks`), so memory depends on what is
+    asked for, never on the size of the file.
+    """
+
+    path: Path
+    level: Literal["gene", "transcript"]
+    n_features: int
+    n_samples: int
+    dtype: np.dtype
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise self._error("no such file")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise self._error(f"{_CORRUPT}: {_first_line(exc)}") from exc
+        try:
+            with self._h5_errors(_CORRUPT):
+                self._validate()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> Archs4File:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    # --- metadata -------------------------------------------------------------------------
+
+    def features(self) -> pd.DataFrame:
+        """Feature (gene or transcript) annotation, one row per row of data/expression."""
+        with self._h5_errors(_CORRUPT):
+            return pd.DataFrame(
+                {name: _values(self._file[path]) for name, path in self._feature_paths.items()}
+            )
+
+    def samples(self, fields: Sequence[str] | None = None) -> pd.DataFrame:
+        """Sample metadata, one row per column of data/expression; all fields or those named."""
+        with self._h5_errors(_CORRUPT):
+            group = self._file[SAMPLES]
+            available = [k for k, v in group.items() if isinstance(v, h5py.Dataset)]
+            if fields is None:
+                fields = available
+            unknown = [name for name in fields if name not in available]
+            if unknown:
+                raise self._error(
+                    f"no sample field {', '.join(map(repr, unknown))} in {SAMPLES} "
+                    f"(available: {', '.join(available)})"
+                )
+            return pd.DataFrame({name: _values(group[name]) for name in fields})
+
+    def info(self) -> dict[str, str]:
+        """The meta/info entries (version, creation-date, ...) as text; empty if there are none."""
+        with self._h5_errors(_CORRUPT):
+            group = self._file.get("meta/info")
+            if not isinstance(group, h5py.Group):
+                return {}
+            return {
+                key: ", ".join(str(v) for v in np.ravel(_values(ds)))
+                for key, ds in group.items()
+                if isinstance(ds, h5py.Dataset)
+            }
+
+    # --- counts ---------------------------------------------------------------------------
+
+    def read(self, samples: Selection = None, features: Selection = None) -> np.ndarray:
+        """Counts, features × samples, in the file's integer dtype and the order asked for.
+
+        Each of `samples` and `features` is None (all), a slice, or an integer or boolean
+        array; index arrays may be unsorted and repeat indices, as in numpy.
+        """
+        s_get, s_order = _axis(samples, self.n_samples, "samples")
+        f_get, f_order = _axis(features, self.n_features, "features")
+        if isinstance(s_get, np.ndarray) and isinstance(f_get, np.ndarray) and f_get.size:
+            # h5py takes one index array per read: span the features with a slice, pick rows after.
+            rows = f_get - f_get[0]
+            f_order = rows if f_order is None else rows[f_order]
+            f_get = slice(int(f_get[0]), int(f_get[-1]) + 1)
+        try:
+            block = self._expression[f_get, s_get]
+        except _H5_ERRORS as exc:
+            raise self._error(
+                f"cannot read {EXPRESSION} samples {_span(s_get, self.n_samples)} "
+                f"(file truncated or corrupt): {_first_line(exc)}"
+            ) from exc
+        if f_order is not None:
+            block = block[f_order]
+        if s_order is not None:
+            block = block[:, s_order]
+        if block.dtype.kind == "i" and block.size and block.min() < 0:
+            i, j = np.unravel_index(int(np.argmax(block < 0)), block.shape)
+            feature = np.arange(self.n_features)[f_get][f_order if f_order is not None else i]
+            sample = np.arange(self.n_samples)[s_get][s_order if s_order is not None else j]
+            if f_order is not None:
+                feature = feature[i]
+            if s_order is not None:
+                sample = sample[j]
+            geo = _values(self._file[SAMPLE_ID])[sample]
+            raise self._error(
+                f"negative count {block[i, j]} in {EXPRESSION} at feature {feature}, "
+                f"sample {geo} (column {sample}); counts must be >= 0"
+            )
+        return block
+
+    def iter_sample_blocks(self, max_values: int) -> Iterator[tuple[slice, np.ndarray]]:
+        """Consecutive blocks of whole samples, each at most `max_values` counts (at least one
+        sample per block), so peak memory is set by the caller, not by the file."""
+        if max_values < 1:
+            raise ValueError(f"max_values must be >= 1, got {max_values}")
+        width = max(1, max_values // max(1, self.n_features))
+        for start in range(0, self.n_samples, width):
+            columns = slice(start, min(start + width, self.n_samples))
+            yield columns, self.read(samples=columns)
+
+    # --- validation -----------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        """Check the layout and set level, n_features, n_samples and dtype."""
+        has_genes, has_transcripts = "meta/genes" in self._file, "meta/transcripts" in self._file
+        if has_genes and has_transcripts:
+            raise self._error("has both meta/genes and meta/transcripts; cannot tell the level")
+        expression = self._dataset(EXPRESSION)
+        if has_genes:
+            self.level, group, required, optional = "gene", "meta/genes", GENE_FIELDS, ()
+        elif has_transcripts:
+            self.level, group = "transcript", "meta/transcripts"
+            required, optional = TRANSCRIPT_FIELDS, OPTIONAL_TRANSCRIPT_FIELDS
+        else:
+            raise self._error("missing dataset 'meta/genes' or 'meta/transcripts' (features)")
+        self._feature_paths = {name: f"{group}/{name}" for name in required}
+        self._feature_paths |= {
+            name: f"{group}/{name}" for name in optional if f"{group}/{name}" in self._file
+        }
+        self.n_features = self._common_length(
+            [self._dataset(path) for path in self._feature_paths.values()]
+        )
+
+        sample_fields = [self._dataset(f"{SAMPLES}/{name}") for name in REQUIRED_SAMPLE_FIELDS]
+        sample_fields += [
+            ds
+            for name, ds in self._file[SAMPLES].items()
+            if isinstance(ds, h5py.Dataset) and name not in REQUIRED_SAMPLE_FIELDS
+        ]
+        self.n_samples = self._common_length(sample_fields)
+
+        expected = (self.n_features, self.n_samples)
+        unit = f"{self.level}s"
+        if expression.shape != expected:
+            if expression.ndim == 2 and expression.shape == expected[::-1]:
+                raise self._error(
+                    f"{EXPRESSION} is samples × {unit} ({_dims(expression.shape)}); "
+                    f"the ARCHS4 layout is {unit} × samples ({_dims(expected)})"
+                )
+            raise self._error(
+                f"{EXPRESSION} has shape {_dims(expression.shape)}; the metadata describe "
+                f"{unit} × samples = {_dims(expected)}"
+            )
+        if not np.issubdtype(expression.dtype, np.integer):
+            raise self._error(
+                f"{EXPRESSION} has dtype {expression.dtype}; "
+                "expected integer counts (uint32 in ARCHS4)"
+            )
+        self.dtype = expression.dtype
+        self._expression = expression
+        self._check_unique_ids()
+
+    def _check_unique_ids(self) -> None:
+        ids = _values(self._file[SAMPLE_ID])
+        repeated = pd.Index(ids).duplicated(keep=False)
+        if repeated.any():
+            counts = Counter(ids[repeated])
+            listed = ", ".join(f"{i} (×{n})" for i, n in list(counts.items())[:_MAX_LISTED])
+            more = f" and {len(counts) - _MAX_LISTED} more" if len(counts) > _MAX_LISTED else ""
+            raise self._error(f"duplicate sample IDs in {SAMPLE_ID}: {listed}{more}")
+
+    def _dataset(self, name: str) -> h5py.Dataset:
+        ds = self._file.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            raise self._error(f"missing dataset '{name}'")
+        return ds
+
+    def _common_length(self, datasets: list[h5py.Dataset]) -> int:
+        """The length shared by 1-D metadata datasets, which must all describe the same axis."""
+        first = datasets[0]
+        for ds in datasets:
+            if ds.ndim != 1:
+                raise self._error(f"{ds.name.lstrip('/')} has shape {ds.shape}; expected 1-D")
+            if ds.shape != first.shape:
+                raise self._error(
+                    f"{ds.name.lstrip('/')} has length {ds.shape[0]} but "
+                    f"{first.name.lstrip('/')} has length {first.shape[0]}"
+                )
+        return first.shape[0]
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def _error(self, problem: str) -> Archs4FormatError:
+        return Archs4FormatError(f"{self.path}: {problem}")
+
+    @contextlib.contextmanager
+    def _h5_errors(self, problem: str) -> Iterator[None]:
+        """Re-raise h5py's reports of a damaged file as a one-line Archs4FormatError."""
+        try:
+            yield
+        except _H5_ERRORS as exc:
+            raise self._error(f"{problem}: {_first_line(exc)}") from exc
+
+
+def _values(ds: h5py.Dataset) -> np.ndarray:
+    """A dataset's values, strings (variable- or fixed-length bytes) decoded to str.
+
+    Decoded as UTF-8 whatever the declared encoding: ARCHS4 declares ASCII but its free-text
+    fields hold UTF-8, and one odd byte in a title must not stop a workflow.
+    """
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        return ds.asstr(encoding="utf-8", errors="replace")[()]
+    return ds[()]
+
+
+def _axis(selection: Selection, n: int, axis: str) -> tuple[slice | np.ndarray, np.ndarray | None]:
+    """What to ask h5py for along one axis, and the reordering that turns its answer into the
+    selection asked for (None if none is needed).
+
+    h5py accepts only slices with a positive step and strictly increasing index arrays.
+    """
+    if selection is None:
+        return slice(0, n), None
+    if isinstance(selection, slice):
+        start, stop, step = selection.indices(n)
+        if step > 0:
+            return slice(start, stop, step), None
+        selection = np.arange(start, stop, step)
+    index = np.asarray(selection)
+    if index.dtype == bool:
+        if index.shape != (n,):
+            raise IndexError(f"boolean {axis} mask has shape {index.shape}; expected ({n},)")
+        index = np.flatnonzero(index)
+    if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
+        raise IndexError(f"{axis} must be None, a slice, or a 1-D integer or boolean array")
+    if index.size and (index.min() < -n or index.max() >= n):
+        raise IndexError(f"{axis} index out of range for {n} {axis}")
+    index = np.where(index < 0, index + n, index)
+    unique, order = np.unique(index, return_inverse=True)
+    return unique, None if np.array_equal(unique, index) else order
+
+
+def _span(selection: slice | np.ndarray, n: int) -> str:
+    """The range of sample columns a read covered, for error messages."""
+    if isinstance(selection, slice):
+        start, stop, _ = selection.indices(n)
+        return f"{start}:{stop}"
+    return f"{selection[0]}:{selection[-1] + 1}" if selection.size else "0:0"
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return " × ".join(map(str, shape))
+
+
+def _first_line(exc: BaseException) -> str:
+    # KeyError's str() adds quotes; h5py puts its message in args[0].
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

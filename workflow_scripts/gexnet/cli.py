@@ -1,0 +1,105 @@
+"""Command line: `python -m gexnet <command>`; the workflow's rules call these commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from gexnet.errors import GexnetError
+
+
+def _json(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from e
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from gexnet import config, simulate
+
+    # The workflow passes the sections it validated; a user at the shell names a config file.
+    cfg = args.settings if args.settings is not None else config.load(args.config)
+    species = args.species or cfg["species"]
+    simulate.simulate(cfg["simulate"], cfg["qc"], cfg["seed"], species, args.outdir)
+
+
+def _qc(args: argparse.Namespace) -> None:
+    from gexnet import qc
+    from gexnet.io import atomic_path, write_table
+
+    table = qc.sample_qc(args.input, args.thresholds, args.block_values)
+    write_table(table, args.samples)
+    summary = qc.summarize(table, args.thresholds)
+    write_table(summary, args.summary)
+    logging.getLogger("gexnet.qc").info("%s\n%s", args.input, summary.to_string(index=False))
+    with atomic_path(args.figure) as tmp:
+        qc.plot(table, args.thresholds, tmp, args.title)
+
+
+def _check_config(args: argparse.Namespace) -> None:
+    from gexnet import config
+
+    cfg = config.load(args.config)
+    print(json.dumps(cfg, indent=2) if args.show else f"{args.config}: valid")
+
+
+def _install_profile(args: argparse.Namespace) -> None:
+    from gexnet import profiles
+
+    for line in profiles.install(args.name, force=args.force):
+        print(line)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gexnet", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("simulate", help="write the demo compendium and its planted truth")
+    source = s.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="config file (validated)")
+    source.add_argument(
+        "--settings", type=_json, help="JSON of validated seed, species, simulate and qc keys"
+    )
+    s.add_argument("--species", nargs="+", choices=["human", "mouse"], help="default: config species")
+    s.add_argument("--outdir", required=True, type=Path)
+    s.set_defaults(func=_simulate)
+
+    q = sub.add_parser("qc", help="per-sample QC metrics, a summary and a figure")
+    q.add_argument("input", type=Path, help="ARCHS4-layout gene-level HDF5 file")
+    q.add_argument("--thresholds", type=_json, required=True, help="JSON: the config's qc section")
+    q.add_argument("--block-values", type=int, default=50_000_000, help="streaming budget")
+    q.add_argument("--samples", type=Path, required=True, help="per-sample table (Parquet)")
+    q.add_argument("--summary", type=Path, required=True, help="counts by rule (TSV)")
+    q.add_argument("--figure", type=Path, required=True, help="metric histograms (SVG/PNG/PDF)")
+    q.add_argument("--title", default="sample QC")
+    q.set_defaults(func=_qc)
+
+    c = sub.add_parser("check-config", help="validate a config file against the schema")
+    c.add_argument("config", type=Path)
+    c.add_argument("--show", action="store_true", help="print the config with defaults filled")
+    c.set_defaults(func=_check_config)
+
+    i = sub.add_parser("install-profile", help="make `snakemake --profile NAME` find a profile")
+    i.add_argument("name", nargs="?", default="slurm-a100")
+    i.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    i.set_defaults(func=_install_profile)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.func(args)
+    except GexnetError as e:
+        print(f"gexnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0

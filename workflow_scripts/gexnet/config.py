@@ -1,0 +1,80 @@
+"""Configuration: JSON-Schema validation that fills defaults and names the offending key."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from gexnet.errors import GexnetError
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
+
+
+class ConfigError(GexnetError):
+    """The configuration does not match the schema."""
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that fills each missing property with its schema default while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema) -> Iterator:
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = _copy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _copy(value: Any) -> Any:
+    # Defaults must not be shared between configs: nested dicts are filled in place.
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        patterns = error.schema.get("patternProperties", {})
+        unknown = sorted(
+            k
+            for k in error.instance
+            if k not in allowed and not any(re.search(p, k) for p in patterns)
+        )
+        names = ", ".join(f"'{'.'.join(filter(None, [key, k]))}'" for k in unknown)
+        choices = ", ".join(sorted(allowed)) or "none"
+        return f"unknown config key {names} (allowed here: {choices})"
+    return f"config key '{key or '<top level>'}': {error.message}"
+
+
+def validate(config: dict, schema_path: str | os.PathLike = SCHEMA) -> dict:
+    """Validate `config` in place, filling defaults; raise ConfigError naming the key."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("; ".join(dict.fromkeys(_describe(e) for e in errors)))
+    return config
+
+
+def load(path: str | os.PathLike, schema_path: str | os.PathLike = SCHEMA) -> dict:
+    """Read a YAML config file and validate it."""
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read config: {e}") from e
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: config must be a mapping of keys to values")
+    return validate(config, schema_path)
