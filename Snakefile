@@ -14,6 +14,6 @@ report: "rules/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -24,8 +24,6 @@ except ConfigError as e:
 RUN = config["run"]
 SPECIES = config["species"]
 RESOURCES = config["resources_dir"]
-# The package's command line, under the job's Python (the venv's, or the rule's conda env's).
-GEXNET = "python -m gexnet"
 
 
 def results(path):

@@ -18,9 +18,6 @@ rule sample_qc:
             category="Quality control",
             labels={"species": "{species}", "figure": "QC metrics"},
         ),
-    params:
-        thresholds=as_json(config["qc"]),
-        block_values=config["block_values"],
     log:
         logs("sample_qc_{species}"),
     benchmark:
@@ -30,7 +27,10 @@ rule sample_qc:
     resources:
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(60),
+    params:
+        thresholds=as_json(config["qc"]),
+        block_values=config["block_values"],
     shell:
-        "{GEXNET} qc {input} --thresholds {params.thresholds} --block-values {params.block_values}"
+        "python -m gexnet qc {input} --thresholds {params.thresholds} --block-values {params.block_values}"
         " --samples {output.samples} --summary {output.summary} --figure {output.figure}"
         " --title '{wildcards.species} sample QC' > {log} 2>&1"

@@ -7,9 +7,6 @@ DEMO_FILES = {name: str(path) for name, path in output_files(f"{RESOURCES}/demo"
 rule simulate_compendium:
     output:
         **DEMO_FILES,
-    params:
-        settings=as_json({key: config[key] for key in ("seed", "species", "simulate", "qc")}),
-        outdir=f"{RESOURCES}/demo",
     log:
         logs("simulate_compendium"),
     benchmark:
@@ -19,5 +16,8 @@ rule simulate_compendium:
     resources:
         mem_mb=attempt_scaled(4000),
         runtime=attempt_scaled(30),
+    params:
+        settings=as_json({key: config[key] for key in ("seed", "species", "simulate", "qc")}),
+        outdir=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "{GEXNET} simulate --settings {params.settings} --outdir {params.outdir} > {log} 2>&1"
+        "python -m gexnet simulate --settings {params.settings} --outdir {params.outdir} > {log} 2>&1"

@@ -1,4 +1,4 @@
-"""The one reader of expression files in the ARCHS4 HDF5 layout (genes × samples).
+"""The one reader of expression files in the ARCHS4 HDF5 layout (genes by samples).
 
 Every stage reads ARCHS4 files through `Archs4File`, so a malformed, transposed, truncated or
 corrupt file fails once, here, with a one-line message naming the file and the problem, instead
@@ -28,9 +28,10 @@ GENE_FIELDS = ("ensembl_gene", "symbol", "biotype")
 TRANSCRIPT_FIELDS = ("ensembl_id",)
 OPTIONAL_TRANSCRIPT_FIELDS = ("ensembl_gene", "gene_symbol")
 _MAX_LISTED = 5
+_TIMES = "\N{MULTIPLICATION SIGN}"  # spelled out: ruff (RUF001) takes a literal one for a typo
 
 # How h5py reports damage to the file's internal structures (bad B-tree, heap or chunk).
-# Missing names are tested with `in`/`get` first, so a KeyError here means damage, not absence.
+# Names are tested with `in` before use, so a KeyError here means damage, not absence.
 _H5_ERRORS = (OSError, KeyError, RuntimeError)
 _CORRUPT = "not a readable HDF5 file (truncated or corrupt?)"
 
@@ -105,26 +106,25 @@ class Archs4File:
     def info(self) -> dict[str, str]:
         """The meta/info entries (version, creation-date, ...) as text; empty if there are none."""
         with self._h5_errors(_CORRUPT):
-            group = self._file.get("meta/info")
-            if not isinstance(group, h5py.Group):
+            if "meta/info" not in self._file:
                 return {}
             return {
                 key: ", ".join(str(v) for v in np.ravel(_values(ds)))
-                for key, ds in group.items()
+                for key, ds in self._file["meta/info"].items()
                 if isinstance(ds, h5py.Dataset)
             }
 
     # --- counts ---------------------------------------------------------------------------
 
     def read(self, samples: Selection = None, features: Selection = None) -> np.ndarray:
-        """Counts, features × samples, in the file's integer dtype and the order asked for.
+        """Counts, features by samples, in the file's integer dtype and the order asked for.
 
         Each of `samples` and `features` is None (all), a slice, or an integer or boolean
         array; index arrays may be unsorted and repeat indices, as in numpy.
         """
         s_get, s_order = _axis(samples, self.n_samples, "samples")
         f_get, f_order = _axis(features, self.n_features, "features")
-        if isinstance(s_get, np.ndarray) and isinstance(f_get, np.ndarray) and f_get.size:
+        if isinstance(s_get, np.ndarray) and isinstance(f_get, np.ndarray):
             # h5py takes one index array per read: span the features with a slice, pick rows after.
             rows = f_get - f_get[0]
             f_order = rows if f_order is None else rows[f_order]
@@ -142,12 +142,8 @@ class Archs4File:
             block = block[:, s_order]
         if block.dtype.kind == "i" and block.size and block.min() < 0:
             i, j = np.unravel_index(int(np.argmax(block < 0)), block.shape)
-            feature = np.arange(self.n_features)[f_get][f_order if f_order is not None else i]
-            sample = np.arange(self.n_samples)[s_get][s_order if s_order is not None else j]
-            if f_order is not None:
-                feature = feature[i]
-            if s_order is not None:
-                sample = sample[j]
+            feature = _positions(f_get, f_order, self.n_features)[i]
+            sample = _positions(s_get, s_order, self.n_samples)[j]
             geo = _values(self._file[SAMPLE_ID])[sample]
             raise self._error(
                 f"negative count {block[i, j]} in {EXPRESSION} at feature {feature}, "
@@ -201,12 +197,12 @@ class Archs4File:
         if expression.shape != expected:
             if expression.ndim == 2 and expression.shape == expected[::-1]:
                 raise self._error(
-                    f"{EXPRESSION} is samples × {unit} ({_dims(expression.shape)}); "
-                    f"the ARCHS4 layout is {unit} × samples ({_dims(expected)})"
+                    f"{EXPRESSION} is samples {_TIMES} {unit} ({_dims(expression.shape)}); "
+                    f"the ARCHS4 layout is {unit} {_TIMES} samples ({_dims(expected)})"
                 )
             raise self._error(
-                f"{EXPRESSION} has shape {_dims(expression.shape)}; the metadata describe "
-                f"{unit} × samples = {_dims(expected)}"
+                f"{EXPRESSION} has shape {_dims(expression.shape)}; "
+                f"expected {unit} {_TIMES} samples = {_dims(expected)} from the metadata"
             )
         if not np.issubdtype(expression.dtype, np.integer):
             raise self._error(
@@ -222,13 +218,13 @@ class Archs4File:
         repeated = pd.Index(ids).duplicated(keep=False)
         if repeated.any():
             counts = Counter(ids[repeated])
-            listed = ", ".join(f"{i} (×{n})" for i, n in list(counts.items())[:_MAX_LISTED])
+            listed = ", ".join(f"{i} ({_TIMES}{n})" for i, n in list(counts.items())[:_MAX_LISTED])
             more = f" and {len(counts) - _MAX_LISTED} more" if len(counts) > _MAX_LISTED else ""
             raise self._error(f"duplicate sample IDs in {SAMPLE_ID}: {listed}{more}")
 
     def _dataset(self, name: str) -> h5py.Dataset:
-        ds = self._file.get(name)
-        if not isinstance(ds, h5py.Dataset):
+        # Not `get`: it answers None for a name it cannot look up in a damaged file too.
+        if name not in self._file or not isinstance(ds := self._file[name], h5py.Dataset):
             raise self._error(f"missing dataset '{name}'")
         return ds
 
@@ -262,8 +258,8 @@ class Archs4File:
 def _values(ds: h5py.Dataset) -> np.ndarray:
     """A dataset's values, strings (variable- or fixed-length bytes) decoded to str.
 
-    Decoded as UTF-8 whatever the declared encoding: ARCHS4 declares ASCII but its free-text
-    fields hold UTF-8, and one odd byte in a title must not stop a workflow.
+    Decoded as UTF-8 (a superset of ASCII) whatever the declared encoding, odd bytes replaced:
+    one stray byte in a sample's free text must not stop a workflow.
     """
     if h5py.check_string_dtype(ds.dtype) is not None:
         return ds.asstr(encoding="utf-8", errors="replace")[()]
@@ -288,6 +284,8 @@ def _axis(selection: Selection, n: int, axis: str) -> tuple[slice | np.ndarray, 
         if index.shape != (n,):
             raise IndexError(f"boolean {axis} mask has shape {index.shape}; expected ({n},)")
         index = np.flatnonzero(index)
+    if index.size == 0:  # as a slice: numpy makes [] float64, and h5py takes one index array
+        return slice(0, 0), None
     if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
         raise IndexError(f"{axis} must be None, a slice, or a 1-D integer or boolean array")
     if index.size and (index.min() < -n or index.max() >= n):
@@ -297,16 +295,22 @@ def _axis(selection: Selection, n: int, axis: str) -> tuple[slice | np.ndarray, 
     return unique, None if np.array_equal(unique, index) else order
 
 
+def _positions(get: slice | np.ndarray, order: np.ndarray | None, n: int) -> np.ndarray:
+    """The file positions of the rows (or columns) that a read returned, in returned order."""
+    positions = np.arange(n)[get]
+    return positions if order is None else positions[order]
+
+
 def _span(selection: slice | np.ndarray, n: int) -> str:
     """The range of sample columns a read covered, for error messages."""
     if isinstance(selection, slice):
         start, stop, _ = selection.indices(n)
         return f"{start}:{stop}"
-    return f"{selection[0]}:{selection[-1] + 1}" if selection.size else "0:0"
+    return f"{selection[0]}:{selection[-1] + 1}"
 
 
 def _dims(shape: tuple[int, ...]) -> str:
-    return " × ".join(map(str, shape))
+    return f" {_TIMES} ".join(map(str, shape)) if len(shape) == 2 else f"{shape} ({len(shape)}-D)"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -65,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--settings", type=_json, help="JSON of validated seed, species, simulate and qc keys"
     )
-    s.add_argument("--species", nargs="+", choices=["human", "mouse"], help="default: config species")
+    s.add_argument(
+        "--species", nargs="+", choices=["human", "mouse"], help="default: config species"
+    )
     s.add_argument("--outdir", required=True, type=Path)
     s.set_defaults(func=_simulate)
 

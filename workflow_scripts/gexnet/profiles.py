@@ -36,11 +36,12 @@ def install(name: str, force: bool = False) -> Iterator[str]:
         if target.is_dir() and not target.is_symlink():
             raise GexnetError(f"{target} is a profile directory of its own; move it away first")
         if not force:
-            raise GexnetError(f"{target} exists and is not this repository's profile; "
-                              "rerun with --force to replace it")  # fmt: skip
+            raise GexnetError(
+                f"{target} exists and is not this repository's profile; "
+                "rerun with --force to replace it"
+            )
         target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(source, target_is_directory=True)
     yield f"{target} -> {source}"
     yield f"now: snakemake --profile {name}   (from {PROFILES.parent})"
-

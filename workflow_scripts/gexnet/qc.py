@@ -35,7 +35,7 @@ def sample_qc(path: str | os.PathLike, thresholds: dict, block_values: int) -> p
     table["few_genes"] = detected <= thresholds["min_detected_genes"]
     failed = table[list(RULES)].to_numpy()
     table["kept"] = ~failed.any(axis=1)
-    table["reasons"] = [",".join(r for r, f in zip(RULES, row) if f) for row in failed]
+    table["reasons"] = [",".join(r for r, f in zip(RULES, row, strict=True) if f) for row in failed]
     return table
 
 
@@ -53,9 +53,14 @@ def summarize(table: pd.DataFrame, thresholds: dict) -> pd.DataFrame:
     n_rules = table[list(RULES)].sum(axis=1)
     rows = [("input", "all samples", len(table))]
     rows += [(f"fails {r}", describe[r], int(table[r].sum())) for r in RULES]
-    rows += [(f"removed only by {r}", describe[r], int((table[r] & (n_rules == 1)).sum())) for r in RULES]
+    rows += [
+        (f"removed only by {r}", describe[r], int((table[r] & (n_rules == 1)).sum())) for r in RULES
+    ]
     rows += [("removed by several rules", "", int((n_rules > 1).sum()))]
-    rows += [("removed", "any rule", int((~table["kept"]).sum())), ("kept", "", int(table["kept"].sum()))]
+    rows += [
+        ("removed", "any rule", int((~table["kept"]).sum())),
+        ("kept", "", int(table["kept"].sum())),
+    ]
     return pd.DataFrame(rows, columns=["step", "rule", "samples"])
 
 
@@ -67,15 +72,27 @@ def plot(table: pd.DataFrame, thresholds: dict, path: str | os.PathLike, title: 
     import matplotlib.pyplot as plt
 
     panels = [
-        ("total_counts", "total counts (log10)", np.log10(np.maximum(table["total_counts"], 1)),
-         np.log10(thresholds["min_total_counts"])),
-        ("singlecellprobability", "single-cell probability", table["singlecellprobability"],
-         thresholds["max_singlecell_probability"]),
-        ("detected_genes", "detected genes", table["detected_genes"],
-         thresholds["min_detected_genes"]),
-    ]  # fmt: skip
+        (
+            "total_counts",
+            "total counts (log10)",
+            np.log10(np.maximum(table["total_counts"], 1)),
+            np.log10(thresholds["min_total_counts"]),
+        ),
+        (
+            "singlecellprobability",
+            "single-cell probability",
+            table["singlecellprobability"],
+            thresholds["max_singlecell_probability"],
+        ),
+        (
+            "detected_genes",
+            "detected genes",
+            table["detected_genes"],
+            thresholds["min_detected_genes"],
+        ),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), constrained_layout=True)
-    for ax, (_, label, values, cut) in zip(axes, panels):
+    for ax, (_, label, values, cut) in zip(axes, panels, strict=True):
         ax.hist(values, bins=60, color="#4C72B0")
         ax.axvline(cut, color="#C44E52", linestyle="--", label="threshold")
         ax.set_xlabel(label)

@@ -41,9 +41,23 @@ ORGANISM = {"human": "Homo sapiens", "mouse": "Mus musculus"}
 ACCESSION_BASE = {"human": (100_000, 3_000_000), "mouse": (200_000, 6_000_000)}  # (GSE, GSM)
 QC_FAILURES = ("low_counts", "single_cell", "few_genes")
 TISSUES = (
-    "liver", "lung", "brain", "heart", "kidney", "skeletal muscle", "blood", "skin",
-    "colon", "stomach", "pancreas", "spleen", "adipose tissue", "breast", "prostate", "testis",
-)  # fmt: skip
+    "liver",
+    "lung",
+    "brain",
+    "heart",
+    "kidney",
+    "skeletal muscle",
+    "blood",
+    "skin",
+    "colon",
+    "stomach",
+    "pancreas",
+    "spleen",
+    "adipose tissue",
+    "breast",
+    "prostate",
+    "testis",
+)
 INSTRUMENTS = ("Illumina HiSeq 2500", "Illumina NextSeq 500", "Illumina NovaSeq 6000")
 # Well-studied splicing factors (HGNC symbols); the first ones present are used.
 SPLICING_FACTORS = (
@@ -55,17 +69,25 @@ SPLICING_FACTORS = (
 def output_files(outdir: str | Path, species: list[str]) -> dict[str, Path]:
     """Every file `simulate` writes, by name: the compendia and the truth tables."""
     outdir = Path(outdir)
-    files = {f"{sp}_{level}": outdir / f"{sp}_{level}_demo.h5" for sp in species
-             for level in ("gene", "transcript")}  # fmt: skip
+    files = {
+        f"{sp}_{level}": outdir / f"{sp}_{level}_demo.h5"
+        for sp in species
+        for level in ("gene", "transcript")
+    }
     for table in TRUTH_TABLES:
         files[table] = outdir / "truth" / f"{table}.parquet"
     return files
 
 
 TRUTH_TABLES = (
-    "programs", "regulators", "orthologs", "splicing", "case_control",
-    "case_control_regulators", "qc",
-)  # fmt: skip
+    "programs",
+    "regulators",
+    "orthologs",
+    "splicing",
+    "case_control",
+    "case_control_regulators",
+    "qc",
+)
 
 
 @dataclass
@@ -119,9 +141,11 @@ def _plan(settings: dict, qc: dict, species: list[str], rng: np.random.Generator
             series_batch=rng.normal(0.0, settings["batch_sd"], size=(n_series, len(genes))),
             tissue_activity=tissue_activity,
             regulator_rows=np.array(
-                [np.flatnonzero((genes["role"] == "regulator") & (genes["program"] == k))[0]
-                 for k in range(n_programs)]
-            ),  # fmt: skip
+                [
+                    np.flatnonzero((genes["role"] == "regulator") & (genes["program"] == k))[0]
+                    for k in range(n_programs)
+                ]
+            ),
             case_shifts=case_shifts,
         )
     return designs
@@ -141,8 +165,12 @@ def _human_genes(settings: dict, rng: np.random.Generator) -> pd.DataFrame:
     others = coding[~coding["gene_id"].isin(sfs["gene_id"])]
     # Prefer multi-isoform genes so that splicing targets and isoform ratios have room.
     weight = np.where(others["gene_id"].isin(multi_isoform), 2.0, 1.0)
-    picked = rng.choice(len(others), settings["protein_coding_genes"] - len(sfs), replace=False,
-                        p=weight / weight.sum())  # fmt: skip
+    picked = rng.choice(
+        len(others),
+        settings["protein_coding_genes"] - len(sfs),
+        replace=False,
+        p=weight / weight.sum(),
+    )
     lnc = table[table["biotype"] == "lncRNA"]
     lnc_picked = rng.choice(len(lnc), settings["lncrna_genes"], replace=False)
     genes = pd.concat([sfs, others.iloc[picked], lnc.iloc[lnc_picked]])
@@ -196,6 +224,8 @@ def _mouse_genes(human: pd.DataFrame, settings: dict, rng: np.random.Generator) 
     orth = orth.rename(columns={"gene_id": "human_gene_id", "symbol": "human_symbol"})
     orth["gene_id"] = pairs["mouse_gene_id"].to_numpy()
     orth["symbol"] = mouse_table.loc[orth["gene_id"], "symbol"].to_numpy()
+    orth["biotype"] = mouse_table.loc[orth["gene_id"], "biotype"].to_numpy()
+    orth = orth[orth["biotype"].isin(["protein_coding", "lncRNA"])].reset_index(drop=True)
     orth["human_program"] = orth["program"]
     # Diverged genes: ordinary program members whose mouse copy joins another program.
     members = np.flatnonzero(orth["role"].to_numpy() == "member")
@@ -209,7 +239,9 @@ def _mouse_genes(human: pd.DataFrame, settings: dict, rng: np.random.Generator) 
     orth.loc[diverged, "diverged"] = True
     orth["base"] = orth["base"] + rng.normal(0.0, 0.3, len(orth))
 
-    lnc = mouse_table[(mouse_table["biotype"] == "lncRNA") & ~mouse_table.index.isin(orth["gene_id"])]
+    lnc = mouse_table[
+        (mouse_table["biotype"] == "lncRNA") & ~mouse_table.index.isin(orth["gene_id"])
+    ]
     extra = lnc.iloc[rng.choice(len(lnc), settings["mouse_lncrna_genes"], replace=False)]
     extra = extra.reset_index()[["gene_id", "symbol", "biotype"]]
     extra["role"] = "none"
@@ -253,10 +285,15 @@ def _splicing(genes, transcripts, settings, rng) -> pd.DataFrame:
     n_isoforms = transcripts.groupby("gene_row").size()
     candidates = n_isoforms.index[n_isoforms > 1].to_numpy()
     candidates = candidates[genes["role"].to_numpy()[candidates] != "splicing_factor"]
+    # Targets are well expressed, so that their isoform ratios can be measured.
+    base = genes["base"].to_numpy()
+    candidates = candidates[base[candidates] > np.median(base)]
     n_targets = len(sf_rows) * settings["targets_per_splicing_factor"]
     if n_targets > len(candidates):
-        raise GexnetError(f"simulate: only {len(candidates)} multi-isoform genes for {n_targets} "
-                          "splicing targets; lower simulate.targets_per_splicing_factor")  # fmt: skip
+        raise GexnetError(
+            f"simulate: only {len(candidates)} multi-isoform genes for {n_targets} "
+            "splicing targets; lower simulate.targets_per_splicing_factor"
+        )
     targets = rng.choice(candidates, n_targets, replace=False)
     second = transcripts[transcripts["isoform"] == 1].set_index("gene_row")["transcript_id"]
     effect = rng.uniform(1.0, 2.0, n_targets) * rng.choice([-1.0, 1.0], n_targets)
@@ -274,8 +311,10 @@ def _samples(species, genes, settings, qc, rng) -> tuple[pd.DataFrame, pd.DataFr
     n = settings["samples"][species]
     n_series = settings["series"][species]
     if n < 4 * n_series:
-        raise GexnetError(f"simulate.samples.{species}: {n} samples for {n_series} series; "
-                          "need at least 4 a series")  # fmt: skip
+        raise GexnetError(
+            f"simulate.samples.{species}: {n} samples for {n_series} series; "
+            "need at least 4 a series"
+        )
     sizes = 4 + rng.multinomial(n - 4 * n_series, rng.dirichlet(np.full(n_series, 2.0)))
     series_index = np.repeat(np.arange(n_series), sizes)
     gse, gsm = ACCESSION_BASE[species]
@@ -304,19 +343,28 @@ def _samples(species, genes, settings, qc, rng) -> tuple[pd.DataFrame, pd.DataFr
         for k in rng.choice(settings["programs"], min(2, settings["programs"]), replace=False):
             reg = regulators[regulators["program"] == k].iloc[0]
             shifts.append(
-                {"series_id": f"GSE{gse + s}", "program": int(k), "gene_id": reg["gene_id"],
-                 "symbol": reg["symbol"], "shift": float(rng.choice([-1.5, 1.5]))}
-            )  # fmt: skip
+                {
+                    "series_id": f"GSE{gse + s}",
+                    "program": int(k),
+                    "gene_id": reg["gene_id"],
+                    "symbol": reg["symbol"],
+                    "shift": float(rng.choice([-1.5, 1.5])),
+                }
+            )
     # Planted QC failures, each in samples outside the case/control series.
     samples["planted_failure"] = "none"
     free = np.flatnonzero(samples["group"] == "")
     counts = settings["qc_failures"]
     total = sum(counts[f] for f in QC_FAILURES)
     if total > len(free) // 2:
-        raise GexnetError(f"simulate.qc_failures: {total} planted failures is more than half of "
-                          f"the {len(free)} {species} samples outside case/control series")  # fmt: skip
+        raise GexnetError(
+            f"simulate.qc_failures: {total} planted failures is more than half of "
+            f"the {len(free)} {species} samples outside case/control series"
+        )
     chosen = rng.choice(free, total, replace=False)
-    samples.loc[chosen, "planted_failure"] = np.repeat(QC_FAILURES, [counts[f] for f in QC_FAILURES])
+    samples.loc[chosen, "planted_failure"] = np.repeat(
+        QC_FAILURES, [counts[f] for f in QC_FAILURES]
+    )
     failure = samples["planted_failure"].to_numpy()
     median = settings["library_size_median"]
     library = median * samples["depth_factor"].to_numpy()
@@ -352,8 +400,14 @@ def _write_species(design: SpeciesDesign, settings, qc, seed, index, files) -> N
     sp = design.species
     genes, samples, tx = design.genes, design.samples, design.transcripts
     n_genes, n_samples, n_tx = len(genes), len(samples), len(tx)
-    log.info("%s: %d genes, %d transcripts, %d samples in %d series", sp, n_genes, n_tx,
-             n_samples, samples["series_id"].nunique())  # fmt: skip
+    log.info(
+        "%s: %d genes, %d transcripts, %d samples in %d series",
+        sp,
+        n_genes,
+        n_tx,
+        n_samples,
+        samples["series_id"].nunique(),
+    )
     gene_path, tx_path = files[f"{sp}_gene"], files[f"{sp}_transcript"]
     totals = np.zeros(n_samples, np.int64)
     detected = np.zeros(n_samples, np.int64)
@@ -382,14 +436,23 @@ def _write_species(design: SpeciesDesign, settings, qc, seed, index, files) -> N
             _write_strings(gf, "meta/genes/biotype", genes["biotype"])
             _write_strings(tf, "meta/transcripts/ensembl_id", tx["transcript_id"])
             _write_strings(tf, "meta/transcripts/ensembl_gene", tx["gene_id"])
-            _write_strings(tf, "meta/transcripts/gene_symbol",
-                           genes["symbol"].to_numpy()[tx["gene_row"].to_numpy()])  # fmt: skip
+            _write_strings(
+                tf,
+                "meta/transcripts/gene_symbol",
+                genes["symbol"].to_numpy()[tx["gene_row"].to_numpy()],
+            )
 
 
 def _expression_dataset(f: h5py.File, rows: int, cols: int) -> h5py.Dataset:
     chunks = (min(rows, 2048), min(cols, GENERATION_BLOCK))
-    return f.create_dataset("data/expression", shape=(rows, cols), dtype="uint32",
-                            chunks=chunks, compression="gzip", compression_opts=4)  # fmt: skip
+    return f.create_dataset(
+        "data/expression",
+        shape=(rows, cols),
+        dtype="uint32",
+        chunks=chunks,
+        compression="gzip",
+        compression_opts=4,
+    )
 
 
 def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
@@ -407,7 +470,9 @@ def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Gener
     in_program = program >= 0
     eta = np.repeat(genes["base"].to_numpy()[:, None], n, axis=1)
     eta += design.series_batch[block["series_index"].to_numpy()].T
-    eta[in_program] += genes["loading"].to_numpy()[in_program, None] * activity[:, program[in_program]].T
+    eta[in_program] += (
+        genes["loading"].to_numpy()[in_program, None] * activity[:, program[in_program]].T
+    )
     # Splicing factors vary on their own; that variation drives their targets' isoforms.
     sf_rows = np.flatnonzero(genes["role"].to_numpy() == "splicing_factor")
     sf_activity = rng.normal(0.0, 0.8, size=(len(sf_rows), n))
@@ -480,18 +545,27 @@ def _write_sample_meta(f: h5py.File, species: str, samples: pd.DataFrame, aligne
     label = np.where(group == "", "sample", group)
     _write_strings(f, "meta/samples/geo_accession", samples["geo_accession"])
     _write_strings(f, "meta/samples/series_id", samples["series_id"])
-    _write_strings(f, "meta/samples/title", [f"{t} {g} {r}" for t, g, r in zip(tissue, label, rep)])
+    _write_strings(
+        f,
+        "meta/samples/title",
+        [f"{t} {g} {r}" for t, g, r in zip(tissue, label, rep, strict=True)],
+    )
     _write_strings(f, "meta/samples/source_name_ch1", tissue)
     _write_strings(
         f,
         "meta/samples/characteristics_ch1",
-        [f"tissue: {t}" + (f",group: {g}" if g else "") for t, g in zip(tissue, group)],
+        [
+            f"tissue: {t}" + (f",group: {g}" if g else "")
+            for t, g in zip(tissue, group, strict=True)
+        ],
     )
     _write_strings(f, "meta/samples/organism_ch1", [ORGANISM[species]] * len(samples))
     _write_strings(f, "meta/samples/library_strategy", ["RNA-Seq"] * len(samples))
     _write_strings(f, "meta/samples/instrument_model", samples["instrument_model"])
-    f.create_dataset("meta/samples/singlecellprobability",
-                     data=samples["singlecellprobability"].to_numpy(np.float64))  # fmt: skip
+    f.create_dataset(
+        "meta/samples/singlecellprobability",
+        data=samples["singlecellprobability"].to_numpy(np.float64),
+    )
     f.create_dataset("meta/samples/alignedreads", data=np.round(aligned).astype(np.float64))
 
 
@@ -517,37 +591,54 @@ def _truth_tables(designs: dict[str, SpeciesDesign]) -> dict[str, pd.DataFrame]:
         g = d.genes
         programs.append(
             pd.DataFrame(
-                {"species": sp, "gene_id": g["gene_id"], "symbol": g["symbol"],
-                 "biotype": g["biotype"], "program": [_program_name(k) for k in g["program"]],
-                 "loading": g["loading"], "role": g["role"]}
-            )  # fmt: skip
+                {
+                    "species": sp,
+                    "gene_id": g["gene_id"],
+                    "symbol": g["symbol"],
+                    "biotype": g["biotype"],
+                    "program": [_program_name(k) for k in g["program"]],
+                    "loading": g["loading"],
+                    "role": g["role"],
+                }
+            )
         )
         reg = g.iloc[d.regulator_rows]
         regulators.append(
             pd.DataFrame(
-                {"species": sp, "program": [_program_name(k) for k in reg["program"]],
-                 "gene_id": reg["gene_id"], "symbol": reg["symbol"]}
-            )  # fmt: skip
+                {
+                    "species": sp,
+                    "program": [_program_name(k) for k in reg["program"]],
+                    "gene_id": reg["gene_id"],
+                    "symbol": reg["symbol"],
+                }
+            )
         )
         tx_gene = d.transcripts.set_index("transcript_id")["gene_id"]
         splicing.append(
             pd.DataFrame(
-                {"species": sp,
-                 "splicing_factor_id": g["gene_id"].to_numpy()[d.splicing["sf_row"]],
-                 "splicing_factor": g["symbol"].to_numpy()[d.splicing["sf_row"]],
-                 "target_gene_id": g["gene_id"].to_numpy()[d.splicing["target_row"]],
-                 "target_symbol": g["symbol"].to_numpy()[d.splicing["target_row"]],
-                 "transcript_id": d.splicing["transcript_id"],
-                 "effect": d.splicing["effect"]}
-            )  # fmt: skip
+                {
+                    "species": sp,
+                    "splicing_factor_id": g["gene_id"].to_numpy()[d.splicing["sf_row"]],
+                    "splicing_factor": g["symbol"].to_numpy()[d.splicing["sf_row"]],
+                    "target_gene_id": g["gene_id"].to_numpy()[d.splicing["target_row"]],
+                    "target_symbol": g["symbol"].to_numpy()[d.splicing["target_row"]],
+                    "transcript_id": d.splicing["transcript_id"],
+                    "effect": d.splicing["effect"],
+                }
+            )
         )
-        assert (tx_gene.loc[splicing[-1]["transcript_id"]].to_numpy()
-                == splicing[-1]["target_gene_id"].to_numpy()).all()  # fmt: skip
+        assert (
+            tx_gene.loc[splicing[-1]["transcript_id"]].to_numpy()
+            == splicing[-1]["target_gene_id"].to_numpy()
+        ).all()
         s = d.samples
         cc = s[s["group"] != ""]
         case_control.append(cc[["series_id", "geo_accession", "group"]].assign(species=sp))
-        shifts.append(d.case_shifts.assign(
-            species=sp, program=[_program_name(k) for k in d.case_shifts["program"]]))  # fmt: skip
+        shifts.append(
+            d.case_shifts.assign(
+                species=sp, program=[_program_name(k) for k in d.case_shifts["program"]]
+            )
+        )
         qc.append(s[["geo_accession", "series_id", "planted_failure"]].assign(species=sp))
     tables = {
         "programs": pd.concat(programs),
@@ -565,15 +656,26 @@ def _truth_tables(designs: dict[str, SpeciesDesign]) -> dict[str, pd.DataFrame]:
 
 
 def _ortholog_truth(designs: dict[str, SpeciesDesign]) -> pd.DataFrame:
-    columns = ["human_gene_id", "human_symbol", "mouse_gene_id", "mouse_symbol",
-               "human_program", "mouse_program", "diverged"]  # fmt: skip
+    columns = [
+        "human_gene_id",
+        "human_symbol",
+        "mouse_gene_id",
+        "mouse_symbol",
+        "human_program",
+        "mouse_program",
+        "diverged",
+    ]
     if "mouse" not in designs:
         return pd.DataFrame(columns=columns)
     m = designs["mouse"].genes.dropna(subset=["human_gene_id"])
     return pd.DataFrame(
-        {"human_gene_id": m["human_gene_id"], "human_symbol": m["human_symbol"],
-         "mouse_gene_id": m["gene_id"], "mouse_symbol": m["symbol"],
-         "human_program": [_program_name(int(k)) for k in m["human_program"]],
-         "mouse_program": [_program_name(int(k)) for k in m["program"]],
-         "diverged": m["diverged"].astype(bool)}
-    )  # fmt: skip
+        {
+            "human_gene_id": m["human_gene_id"],
+            "human_symbol": m["human_symbol"],
+            "mouse_gene_id": m["gene_id"],
+            "mouse_symbol": m["symbol"],
+            "human_program": [_program_name(int(k)) for k in m["human_program"]],
+            "mouse_program": [_program_name(int(k)) for k in m["program"]],
+            "diverged": m["diverged"].astype(bool),
+        }
+    )
