@@ -96,7 +96,8 @@ def plot(table: pd.DataFrame, thresholds: dict, path: str | os.PathLike, title: 
         ax.hist(values, bins=60, color="#4C72B0")
         ax.axvline(cut, color="#C44E52", linestyle="--", label="threshold")
         ax.set_xlabel(label)
-        ax.set_ylabel("samples")
+        ax.set_ylabel("samples (log scale)")
+        ax.set_yscale("log")  # the few failing samples stay visible
     axes[0].legend(frameon=False)
     kept = int(table["kept"].sum())
     fig.suptitle(f"{title}: {kept:,} of {len(table):,} samples kept")

@@ -1,0 +1,120 @@
+"""The workflow as users run it: lint and format checks, the cluster profile's dry run, and the
+demo end to end (ending in the HTML report)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from gexnet import profiles
+
+from .conftest import REPO, run
+
+PY = sys.executable
+
+
+def test_ruff_is_clean():
+    proc = run([PY, "-m", "ruff", "check", "."], REPO)
+    assert proc.returncode == 0, proc.stdout
+    proc = run([PY, "-m", "ruff", "format", "--check", "."], REPO)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_snakefmt_is_clean():
+    proc = run([PY, "-m", "snakefmt", "--check", "."], REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakemake_lint_is_clean():
+    proc = run([PY, "-m", "snakemake", "--lint"], REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def user_config(tmp_path, monkeypatch):
+    """A user config directory of its own, so the test never touches ~/.config."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "snakemake"
+
+
+def test_install_profile_links_and_is_idempotent(user_config):
+    lines = list(profiles.install("slurm-a100"))
+    link = user_config / "slurm-a100"
+    assert link.is_symlink() and link.resolve() == (REPO / "profiles" / "slurm-a100").resolve()
+    assert "already" in next(iter(profiles.install("slurm-a100")))
+    assert any("snakemake --profile slurm-a100" in line for line in lines)
+
+
+def test_install_profile_refuses_to_clobber(user_config):
+    from gexnet.errors import GexnetError
+
+    (user_config / "slurm-a100").mkdir(parents=True)
+    with pytest.raises(GexnetError, match="directory of its own"):
+        list(profiles.install("slurm-a100", force=True))
+    with pytest.raises(GexnetError, match="no profile 'nope'"):
+        list(profiles.install("nope"))
+
+
+def test_slurm_profile_dry_run_after_documented_setup(user_config):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(user_config.parent)}
+    setup = run([PY, "-m", "gexnet", "install-profile", "slurm-a100"], REPO, env=env)
+    assert setup.returncode == 0, setup.stderr
+    # exactly what the README tells users to type, as a dry run
+    proc = run(
+        [PY, "-m", "snakemake", "-n", "--forceall", "--profile", "slurm-a100"], REPO, env=env
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Using profile slurm-a100" in out
+    assert re.search(r"simulate_compendium\s+1", out) and re.search(r"sample_qc\s+2", out)
+
+
+def test_slurm_profile_scales_resources_with_attempts():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm-a100" / "config.v9+.yaml").read_text())
+    assert profile["executor"] == "slurm" and profile["retries"] >= 1
+    for key in ("mem_mb", "runtime"):
+        assert "attempt" in str(profile["default-resources"][key])
+    for key in ("slurm_partition", "slurm_account"):
+        assert key in profile["default-resources"]
+
+
+def test_conda_env_has_every_dependency():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "envs" / "gexnet.yaml").read_text())["dependencies"]
+    names = {re.split(r"[<>=\s]", d)[0] for d in env if isinstance(d, str)}
+    names |= {re.split(r"[<>=\s]", d)[0] for d in env if isinstance(d, dict) for d in d["pip"]}
+    conda_names = {"matplotlib": "matplotlib-base"}
+    for dep in project["dependencies"]:
+        name = re.split(r"[<>=\s\[]", dep)[0]
+        assert conda_names.get(name, name) in names, name
+
+
+@pytest.mark.e2e
+def test_demo_runs_end_to_end_to_the_report(demo_run: Path):
+    results = demo_run / "results" / "demo"
+    report = results / "report.html"
+    assert report.stat().st_size > 100_000
+    html = report.read_text()
+    assert "human_summary.tsv" in html and "mouse_metrics.svg" in html
+    for species in ("human", "mouse"):
+        summary = pd.read_csv(results / "qc" / f"{species}_summary.tsv", sep="\t").set_index("step")
+        assert (
+            summary.loc["kept", "samples"] + summary.loc["removed", "samples"]
+            == summary.loc["input", "samples"]
+        )
+        assert summary.loc["fails low_counts", "samples"] == 40
+    # every rule wrote its log; no temporary file was left behind
+    logs = {p.name for p in (results / "logs").iterdir()}
+    assert {"simulate_compendium.log", "sample_qc_human.log", "sample_qc_mouse.log"} <= logs
+    assert not [p for p in demo_run.rglob(".*.tmp*") if ".snakemake" not in p.parts]
+    # a second run has nothing to do
+    proc = run([PY, "-m", "snakemake", "-n", "--profile", "profiles/local"], demo_run)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
