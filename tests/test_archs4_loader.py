@@ -505,3 +505,22 @@ def test_both_feature_groups(gene_file: tuple[Path, dict]) -> None:
         Archs4File(path)
     check_error(info.value, path, "meta/genes and meta/transcripts")
     assert_released(path)
+
+
+def test_cli_reports_a_malformed_file_in_one_line(tmp_path):
+    """What a user sees when a workflow command meets a bad file: one line, no traceback."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "human_gene_v2.2.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gexnet", "qc", str(bad), "--thresholds", "{}", "--samples",
+         str(tmp_path / "s.parquet"), "--summary", str(tmp_path / "s.tsv"), "--figure",
+         str(tmp_path / "f.svg")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "human_gene_v2.2.h5" in proc.stderr and "not a readable HDF5 file" in proc.stderr
+    assert not list(tmp_path.glob("s.*")) and not list(tmp_path.glob("f.*"))

@@ -99,7 +99,8 @@ class SpeciesDesign:
     transcripts: pd.DataFrame  # transcript_id, gene_id, gene_row, isoform, logit
     splicing: pd.DataFrame  # sf_row, target_row, transcript_id, effect
     samples: pd.DataFrame  # geo_accession, series_id, tissue, group, planted_failure, ...
-    series_batch: np.ndarray  # series × genes, natural-log offsets
+    batch_seed: list[int]  # each series' batch offsets are drawn from their own stream
+    batch_sd: float
     tissue_activity: np.ndarray  # tissues × programs
     regulator_rows: np.ndarray  # program -> gene row of its regulator
     case_shifts: pd.DataFrame  # series_id, program, shift
@@ -131,14 +132,14 @@ def _plan(settings: dict, qc: dict, species: list[str], rng: np.random.Generator
         transcripts = _transcripts(sp, genes, settings, rng)
         splicing = _splicing(genes, transcripts, settings, rng)
         samples, case_shifts = _samples(sp, genes, settings, qc, rng)
-        n_series = samples["series_id"].nunique()
         designs[sp] = SpeciesDesign(
             species=sp,
             genes=genes,
             transcripts=transcripts,
             splicing=splicing,
             samples=samples,
-            series_batch=rng.normal(0.0, settings["batch_sd"], size=(n_series, len(genes))),
+            batch_seed=[int(rng.integers(2**32)), 1 + species.index(sp)],
+            batch_sd=settings["batch_sd"],
             tissue_activity=tissue_activity,
             regulator_rows=np.array(
                 [
@@ -153,9 +154,8 @@ def _plan(settings: dict, qc: dict, species: list[str], rng: np.random.Generator
 
 def _human_genes(settings: dict, rng: np.random.Generator) -> pd.DataFrame:
     table = annotation.genes("human")
-    multi_isoform = set(
-        annotation.transcripts("human").groupby("gene_id").filter(lambda t: len(t) > 1)["gene_id"]
-    )
+    n_isoforms = annotation.transcripts("human")["gene_id"].value_counts()
+    multi_isoform = n_isoforms.index[n_isoforms > 1]
     coding = table[table["biotype"] == "protein_coding"]
     sfs = coding[coding["symbol"].isin(SPLICING_FACTORS)]
     sfs = sfs.set_index("symbol").loc[[s for s in SPLICING_FACTORS if s in set(sfs["symbol"])]]
@@ -165,13 +165,11 @@ def _human_genes(settings: dict, rng: np.random.Generator) -> pd.DataFrame:
     others = coding[~coding["gene_id"].isin(sfs["gene_id"])]
     # Prefer multi-isoform genes so that splicing targets and isoform ratios have room.
     weight = np.where(others["gene_id"].isin(multi_isoform), 2.0, 1.0)
-    picked = rng.choice(
-        len(others),
-        settings["protein_coding_genes"] - len(sfs),
-        replace=False,
-        p=weight / weight.sum(),
-    )
+    n_coding = settings["protein_coding_genes"] - len(sfs)
+    _check_available("protein_coding_genes", n_coding + len(sfs), len(coding))
+    picked = rng.choice(len(others), n_coding, replace=False, p=weight / weight.sum())
     lnc = table[table["biotype"] == "lncRNA"]
+    _check_available("lncrna_genes", settings["lncrna_genes"], len(lnc))
     lnc_picked = rng.choice(len(lnc), settings["lncrna_genes"], replace=False)
     genes = pd.concat([sfs, others.iloc[picked], lnc.iloc[lnc_picked]])
     genes = genes[["gene_id", "symbol", "biotype"]].sort_values("gene_id").reset_index(drop=True)
@@ -179,9 +177,9 @@ def _human_genes(settings: dict, rng: np.random.Generator) -> pd.DataFrame:
     in_mouse = annotation.genes("mouse")["gene_id"]
     pairs = annotation.one_to_one_orthologs()
     with_ortholog = pairs.loc[pairs["mouse_gene_id"].isin(in_mouse), "human_gene_id"]
-    regulated = (genes["role"] == "none") & (genes["biotype"] == "protein_coding")
-    regulated &= genes["gene_id"].isin(with_ortholog)
-    _assign_programs(genes, settings, rng, regulated=regulated.to_numpy())
+    may_regulate = (genes["role"] == "none") & (genes["biotype"] == "protein_coding")
+    may_regulate &= genes["gene_id"].isin(with_ortholog)
+    _assign_programs(genes, settings, rng, may_regulate=may_regulate.to_numpy())
     lnc_mask = (genes["biotype"] == "lncRNA").to_numpy()
     # lncRNAs are expressed lower than coding genes, as in real compendia.
     genes["base"] = rng.normal(0.0, 2.0, len(genes)) - 3.0 * lnc_mask
@@ -190,11 +188,11 @@ def _human_genes(settings: dict, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _assign_programs(
-    genes: pd.DataFrame, settings: dict, rng: np.random.Generator, regulated: np.ndarray | None
+    genes: pd.DataFrame, settings: dict, rng: np.random.Generator, may_regulate: np.ndarray | None
 ) -> None:
     """Give a share of genes a program and a loading.
 
-    Where `regulated` is given (genes that may regulate: coding, with a mouse ortholog so that
+    Where `may_regulate` is given (genes that may regulate: coding, with a mouse ortholog so that
     both species share the regulator), one member of each program becomes its regulator.
     """
     n_programs = settings["programs"]
@@ -204,10 +202,10 @@ def _assign_programs(
     loading = np.where(member, rng.uniform(0.6, 1.2, len(genes)), 0.0)
     role = genes["role"].to_numpy().copy()
     role[member] = "member"
-    for k in range(n_programs if regulated is not None else 0):
-        candidates = np.flatnonzero(regulated & (program == k))
+    for k in range(n_programs if may_regulate is not None else 0):
+        candidates = np.flatnonzero(may_regulate & (program == k))
         if len(candidates) == 0:
-            candidates = np.flatnonzero(regulated & (role == "none"))
+            candidates = np.flatnonzero(may_regulate & (role == "none"))
         if len(candidates) == 0:
             raise GexnetError("simulate: too few protein-coding genes for one regulator a program")
         row = rng.choice(candidates)
@@ -242,15 +240,23 @@ def _mouse_genes(human: pd.DataFrame, settings: dict, rng: np.random.Generator) 
     lnc = mouse_table[
         (mouse_table["biotype"] == "lncRNA") & ~mouse_table.index.isin(orth["gene_id"])
     ]
+    _check_available("mouse_lncrna_genes", settings["mouse_lncrna_genes"], len(lnc))
     extra = lnc.iloc[rng.choice(len(lnc), settings["mouse_lncrna_genes"], replace=False)]
     extra = extra.reset_index()[["gene_id", "symbol", "biotype"]]
     extra["role"] = "none"
-    _assign_programs(extra, settings, rng, regulated=None)
+    _assign_programs(extra, settings, rng, may_regulate=None)
     extra["base"] = rng.normal(-3.0, 2.0, len(extra))
     extra["phi"] = settings["dispersion"] * rng.lognormal(0.0, 0.5, len(extra))
     extra["diverged"] = False
     genes = pd.concat([orth, extra], ignore_index=True).sort_values("gene_id")
     return genes.reset_index(drop=True)
+
+
+def _check_available(key: str, asked: int, available: int) -> None:
+    if asked > available:
+        raise GexnetError(
+            f"simulate.{key}: {asked:,} asked, but the Ensembl 100 annotation has {available:,}"
+        )
 
 
 def _check_sizes(species: str, genes: pd.DataFrame, settings: dict, qc: dict) -> None:
@@ -469,7 +475,7 @@ def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Gener
     program = genes["program"].to_numpy()
     in_program = program >= 0
     eta = np.repeat(genes["base"].to_numpy()[:, None], n, axis=1)
-    eta += design.series_batch[block["series_index"].to_numpy()].T
+    eta += _series_batch(design, block["series_index"].to_numpy(), len(genes))
     eta[in_program] += (
         genes["loading"].to_numpy()[in_program, None] * activity[:, program[in_program]].T
     )
@@ -489,6 +495,15 @@ def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Gener
     phi = genes["phi"].to_numpy()[:, None]
     counts = rng.poisson(rng.gamma(1.0 / phi, mean * phi))
     return _split_isoforms(counts, tx, design.splicing, sf_rows, sf_activity, rng)
+
+
+def _series_batch(design: SpeciesDesign, series_index: np.ndarray, n_genes: int) -> np.ndarray:
+    """Per-series batch offsets (genes × samples), drawn per series so memory stays per block."""
+    offsets = {
+        s: np.random.default_rng([*design.batch_seed, int(s)]).normal(0.0, design.batch_sd, n_genes)
+        for s in np.unique(series_index)
+    }
+    return np.stack([offsets[s] for s in series_index], axis=1)
 
 
 def _split_isoforms(counts, tx, splicing, sf_rows, sf_activity, rng) -> np.ndarray:
