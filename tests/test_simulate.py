@@ -147,11 +147,15 @@ def test_planted_qc_failures_fail_exactly_their_rule(demo):
     assert zero[lnc].mean() > 2 * zero[~lnc].mean()
 
 
-def program_scores(counts, genes, programs, keep):
-    """Mean standardized log expression of each program's members, per sample."""
-    x = log_cpm(counts[:, keep])
+def program_scores(demo, species):
+    """Standardized log expression of QC-passing samples, the genes' truth rows, and each
+    program's score per sample (the mean over its ordinary members)."""
+    _, data, truth = demo
+    keep = (truth["qc"].query("species == @species")["planted_failure"] == "none").to_numpy()
+    x = log_cpm(data[species]["counts"][:, keep])
     z = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-9)
-    table = programs.set_index("gene_id").loc[genes]
+    programs = truth["programs"].query("species == @species").set_index("gene_id")
+    table = programs.loc[data[species]["genes"]["ensembl_gene"]]
     names = sorted(table["program"].dropna().unique())
     members = {
         p: np.flatnonzero((table["program"] == p) & (table["role"] == "member")) for p in names
@@ -160,13 +164,8 @@ def program_scores(counts, genes, programs, keep):
 
 
 def test_programs_and_regulators_shape_the_data(demo):
-    _, data, truth = demo
-    human = data["human"]
-    keep = (truth["qc"].query("species == 'human'")["planted_failure"] == "none").to_numpy()
-    programs = truth["programs"].query("species == 'human'")
-    z, table, score = program_scores(
-        human["counts"], human["genes"]["ensembl_gene"], programs, keep
-    )
+    _, _, truth = demo
+    z, table, score = program_scores(demo, "human")
     member = (table["role"] == "member").to_numpy()
     prog = table["program"].to_numpy()
     own, other = [], []
@@ -229,13 +228,8 @@ def test_splicing_factors_set_isoform_ratios(demo):
 
 
 def test_mouse_orthologs_keep_or_change_program(demo):
-    _, data, truth = demo
-    mouse = data["mouse"]
-    keep = (truth["qc"].query("species == 'mouse'")["planted_failure"] == "none").to_numpy()
-    programs = truth["programs"].query("species == 'mouse'")
-    z, table, score = program_scores(
-        mouse["counts"], mouse["genes"]["ensembl_gene"], programs, keep
-    )
+    _, _, truth = demo
+    z, table, score = program_scores(demo, "mouse")
     orth = truth["orthologs"].dropna(subset=["human_program"])
     orth = orth[orth["human_program"] != orth["mouse_program"]]
     assert orth["diverged"].all() and len(orth) > 100

@@ -337,27 +337,37 @@ def _samples(species, genes, settings, qc, rng) -> tuple[pd.DataFrame, pd.DataFr
             "depth_factor": rng.lognormal(0.0, 0.3, n_series)[series_index],
         }
     )
-    # Case/control series: the larger series, half their samples cases.
-    case_series = np.argsort(-sizes, kind="stable")[: settings["case_control_series"]]
+    case_shifts = _case_control(samples, sizes, genes, settings, rng)
+    _plant_qc_failures(samples, species, settings, qc, rng)
+    samples["instrument_model"] = rng.choice(INSTRUMENTS, n)
+    samples["counted_fraction"] = rng.uniform(0.8, 0.95, n)  # of aligned reads
+    return samples, case_shifts
+
+
+def _case_control(samples, sizes, genes, settings, rng) -> pd.DataFrame:
+    """The largest series become case/control studies: half their samples are cases, in which
+    two programs' regulators are shifted up or down."""
     shifts = []
     regulators = genes[genes["role"] == "regulator"].sort_values("program")
+    series_index = samples["series_index"].to_numpy()
+    case_series = np.argsort(-sizes, kind="stable")[: settings["case_control_series"]]
     for s in np.sort(case_series):
         rows = np.flatnonzero(series_index == s)
+        series_id = samples["series_id"].iloc[rows[0]]
         is_case = np.zeros(len(rows), bool)
         is_case[rng.choice(len(rows), len(rows) // 2, replace=False)] = True
         samples.loc[rows, "group"] = np.where(is_case, "case", "control")
         for k in rng.choice(settings["programs"], min(2, settings["programs"]), replace=False):
             reg = regulators[regulators["program"] == k].iloc[0]
-            shifts.append(
-                {
-                    "series_id": f"GSE{gse + s}",
-                    "program": int(k),
-                    "gene_id": reg["gene_id"],
-                    "symbol": reg["symbol"],
-                    "shift": float(rng.choice([-1.5, 1.5])),
-                }
-            )
-    # Planted QC failures, each in samples outside the case/control series.
+            shift = float(rng.choice([-1.5, 1.5]))
+            shifts.append((series_id, int(k), reg["gene_id"], reg["symbol"], shift))
+    return pd.DataFrame(shifts, columns=["series_id", "program", "gene_id", "symbol", "shift"])
+
+
+def _plant_qc_failures(samples, species, settings, qc, rng) -> None:
+    """Library sizes, single-cell probabilities and expressed-gene limits such that the planted
+    samples (outside case/control series) fail exactly one QC rule and the others pass all."""
+    n = len(samples)
     samples["planted_failure"] = "none"
     free = np.flatnonzero(samples["group"] == "")
     counts = settings["qc_failures"]
@@ -390,12 +400,6 @@ def _samples(species, genes, settings, qc, rng) -> tuple[pd.DataFrame, pd.DataFr
     keep = np.zeros(n, int)
     keep[few] = np.maximum(1, qc["min_detected_genes"] * rng.uniform(0.5, 0.9, few.sum()))
     samples["expressed_genes"] = keep
-    samples["instrument_model"] = rng.choice(INSTRUMENTS, n)
-    samples["counted_fraction"] = rng.uniform(0.8, 0.95, n)  # of aligned reads
-    case_shifts = pd.DataFrame(
-        shifts, columns=["series_id", "program", "gene_id", "symbol", "shift"]
-    )
-    return samples, case_shifts
 
 
 # ---------------------------------------------------------------------------------------------
