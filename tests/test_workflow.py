@@ -84,6 +84,10 @@ def test_slurm_profile_scales_resources_with_attempts():
         assert "attempt" in str(profile["default-resources"][key])
     for key in ("slurm_partition", "slurm_account"):
         assert key in profile["default-resources"]
+    # GPU placement is site knowledge: it lives in the profile, never in rules
+    assert {"slurm_partition", "gpu_model"} <= set(profile["set-resources"]["train_gene_lm"])
+    rules = "".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
+    assert not re.search(r"slurm_partition|slurm_account|gpu_model", rules)
 
 
 def test_conda_env_has_every_dependency():
