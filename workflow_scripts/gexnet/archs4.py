@@ -317,3 +317,85 @@ def _first_line(exc: BaseException) -> str:
     # KeyError's str() adds quotes; h5py puts its message in args[0].
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+# --- writing ------------------------------------------------------------------------------
+
+CHUNK_SAMPLES = 256  # HDF5 chunk width: reading any block of samples touches few chunks
+
+
+class Archs4Writer:
+    """Writes one ARCHS4-layout file: counts block by block, then the metadata.
+
+    The file is built under a temporary name and renamed into place by `finish`, so a failed or
+    killed writer never leaves a file that looks complete. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        level: Literal["gene", "transcript"],
+        n_features: int,
+        n_samples: int,
+    ) -> None:
+        self.path = Path(path)
+        self.level = level
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        self._file = h5py.File(self._tmp, "w")
+        self._expression = self._file.create_dataset(
+            EXPRESSION,
+            shape=(n_features, n_samples),
+            dtype="uint32",
+            chunks=(max(1, min(n_features, 2048)), max(1, min(n_samples, CHUNK_SAMPLES))),
+            compression="gzip",
+            compression_opts=4,
+        )
+        self._done = False
+
+    def __enter__(self) -> Archs4Writer:
+        return self
+
+    def __exit__(self, exc_type, *rest: object) -> None:
+        if not self._done:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+    def write_samples(self, start: int, counts: np.ndarray) -> None:
+        """Counts (features × block) for samples start, start + 1, ..."""
+        if counts.size and (counts.min() < 0 or counts.max() > np.iinfo(np.uint32).max):
+            raise GexnetError(f"{self.path}: counts outside 0..2^32-1 for samples from {start}")
+        self._expression[:, start : start + counts.shape[1]] = counts
+
+    def finish(self, features: pd.DataFrame, samples: pd.DataFrame, info: dict[str, str]) -> None:
+        """Write the metadata and move the file into place.
+
+        `features`: gene level ensembl_gene, symbol, biotype; transcript level ensembl_id (and
+        optionally ensembl_gene, gene_symbol). `samples`: geo_accession, series_id,
+        singlecellprobability and any other per-sample fields (text or numbers).
+        """
+        required = GENE_FIELDS if self.level == "gene" else TRANSCRIPT_FIELDS
+        missing = [c for c in required if c not in features] + [
+            c for c in REQUIRED_SAMPLE_FIELDS if c not in samples
+        ]
+        if missing:
+            raise GexnetError(f"{self.path}: cannot write without {', '.join(missing)}")
+        group = "meta/genes" if self.level == "gene" else "meta/transcripts"
+        for name, values in features.items():
+            _write_column(self._file, f"{group}/{name}", values)
+        for name, values in samples.items():
+            _write_column(self._file, f"{SAMPLES}/{name}", values)
+        for key, value in info.items():
+            _write_column(self._file, f"meta/info/{key}", pd.Series([value]))
+        self._file.close()
+        Archs4File(self._tmp).close()  # what was written must read back as valid
+        os.replace(self._tmp, self.path)
+        self._done = True
+
+
+def _write_column(f: h5py.File, name: str, values: pd.Series) -> None:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        f.create_dataset(name, data=values.to_numpy(np.float64))
+    else:
+        text = np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
+        f.create_dataset(name, data=text, dtype=h5py.string_dtype())

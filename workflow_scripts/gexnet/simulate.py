@@ -24,14 +24,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from gexnet import annotation
+from gexnet import __version__, annotation
+from gexnet.archs4 import Archs4Writer
 from gexnet.errors import GexnetError
-from gexnet.io import atomic_path, write_table
+from gexnet.io import write_table
 
 log = logging.getLogger(__name__)
 
@@ -418,51 +418,46 @@ def _write_species(design: SpeciesDesign, settings, qc, seed, index, files) -> N
         n_samples,
         samples["series_id"].nunique(),
     )
-    gene_path, tx_path = files[f"{sp}_gene"], files[f"{sp}_transcript"]
     totals = np.zeros(n_samples, np.int64)
     detected = np.zeros(n_samples, np.int64)
-    with atomic_path(gene_path) as gtmp, atomic_path(tx_path) as ttmp:
-        with h5py.File(gtmp, "w") as gf, h5py.File(ttmp, "w") as tf:
-            gdata = _expression_dataset(gf, n_genes, n_samples)
-            tdata = _expression_dataset(tf, n_tx, n_samples)
-            starts = range(0, n_samples, GENERATION_BLOCK)
-            for block, start in enumerate(tqdm(starts, desc=f"simulate {sp}", unit="block")):
-                stop = min(start + GENERATION_BLOCK, n_samples)
-                rng = np.random.default_rng([seed, 1 + index, block])
-                tx_counts = _draw_block(design, samples.iloc[start:stop], rng)
-                gene_counts = np.zeros((n_genes, stop - start), np.int64)
-                np.add.at(gene_counts, tx["gene_row"].to_numpy(), tx_counts)
-                gdata[:, start:stop] = gene_counts
-                tdata[:, start:stop] = tx_counts
-                totals[start:stop] = gene_counts.sum(axis=0)
-                detected[start:stop] = (gene_counts > 0).sum(axis=0)
-            _check_planted_qc(sp, samples, totals, detected, qc)
-            aligned = totals / samples["counted_fraction"].to_numpy()
-            for f in (gf, tf):
-                _write_sample_meta(f, sp, samples, aligned)
-                _write_info(f, seed)
-            _write_strings(gf, "meta/genes/ensembl_gene", genes["gene_id"])
-            _write_strings(gf, "meta/genes/symbol", genes["symbol"])
-            _write_strings(gf, "meta/genes/biotype", genes["biotype"])
-            _write_strings(tf, "meta/transcripts/ensembl_id", tx["transcript_id"])
-            _write_strings(tf, "meta/transcripts/ensembl_gene", tx["gene_id"])
-            _write_strings(
-                tf,
-                "meta/transcripts/gene_symbol",
-                genes["symbol"].to_numpy()[tx["gene_row"].to_numpy()],
-            )
-
-
-def _expression_dataset(f: h5py.File, rows: int, cols: int) -> h5py.Dataset:
-    chunks = (min(rows, 2048), min(cols, GENERATION_BLOCK))
-    return f.create_dataset(
-        "data/expression",
-        shape=(rows, cols),
-        dtype="uint32",
-        chunks=chunks,
-        compression="gzip",
-        compression_opts=4,
-    )
+    with (
+        Archs4Writer(files[f"{sp}_gene"], "gene", n_genes, n_samples) as gene_file,
+        Archs4Writer(files[f"{sp}_transcript"], "transcript", n_tx, n_samples) as tx_file,
+    ):
+        starts = range(0, n_samples, GENERATION_BLOCK)
+        for block, start in enumerate(tqdm(starts, desc=f"simulate {sp}", unit="block")):
+            stop = min(start + GENERATION_BLOCK, n_samples)
+            rng = np.random.default_rng([seed, 1 + index, block])
+            tx_counts = _draw_block(design, samples.iloc[start:stop], rng)
+            gene_counts = np.zeros((n_genes, stop - start), np.int64)
+            np.add.at(gene_counts, tx["gene_row"].to_numpy(), tx_counts)
+            gene_file.write_samples(start, gene_counts)
+            tx_file.write_samples(start, tx_counts)
+            totals[start:stop] = gene_counts.sum(axis=0)
+            detected[start:stop] = (gene_counts > 0).sum(axis=0)
+        _check_planted_qc(sp, samples, totals, detected, qc)
+        meta = _sample_meta(sp, samples, aligned=totals / samples["counted_fraction"].to_numpy())
+        info = {
+            "version": "demo",
+            "creation-date": "simulated",
+            "generator": f"gexnet {__version__} simulate, seed {seed}",
+        }
+        gene_file.finish(
+            genes[["gene_id", "symbol", "biotype"]].rename(columns={"gene_id": "ensembl_gene"}),
+            meta,
+            info,
+        )
+        tx_file.finish(
+            pd.DataFrame(
+                {
+                    "ensembl_id": tx["transcript_id"],
+                    "ensembl_gene": tx["gene_id"],
+                    "gene_symbol": genes["symbol"].to_numpy()[tx["gene_row"].to_numpy()],
+                }
+            ),
+            meta,
+            info,
+        )
 
 
 def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
@@ -553,47 +548,29 @@ def _check_planted_qc(species, samples, totals, detected, qc) -> None:
             )
 
 
-def _write_strings(f: h5py.File, name: str, values) -> None:
-    f.create_dataset(name, data=np.asarray(values, dtype=object), dtype=h5py.string_dtype())
-
-
-def _write_sample_meta(f: h5py.File, species: str, samples: pd.DataFrame, aligned) -> None:
+def _sample_meta(species: str, samples: pd.DataFrame, aligned: np.ndarray) -> pd.DataFrame:
+    """meta/samples fields as GEO and ARCHS4 fill them."""
     group = samples["group"].to_numpy()
     tissue = samples["tissue"].to_numpy()
     rep = samples.groupby("series_id").cumcount().to_numpy() + 1
     label = np.where(group == "", "sample", group)
-    _write_strings(f, "meta/samples/geo_accession", samples["geo_accession"])
-    _write_strings(f, "meta/samples/series_id", samples["series_id"])
-    _write_strings(
-        f,
-        "meta/samples/title",
-        [f"{t} {g} {r}" for t, g, r in zip(tissue, label, rep, strict=True)],
+    return pd.DataFrame(
+        {
+            "geo_accession": samples["geo_accession"],
+            "series_id": samples["series_id"],
+            "title": [f"{t} {g} {r}" for t, g, r in zip(tissue, label, rep, strict=True)],
+            "source_name_ch1": tissue,
+            "characteristics_ch1": [
+                f"tissue: {t}" + (f",group: {g}" if g else "")
+                for t, g in zip(tissue, group, strict=True)
+            ],
+            "organism_ch1": ORGANISM[species],
+            "library_strategy": "RNA-Seq",
+            "instrument_model": samples["instrument_model"],
+            "singlecellprobability": samples["singlecellprobability"].astype(np.float64),
+            "alignedreads": np.round(aligned),
+        }
     )
-    _write_strings(f, "meta/samples/source_name_ch1", tissue)
-    _write_strings(
-        f,
-        "meta/samples/characteristics_ch1",
-        [
-            f"tissue: {t}" + (f",group: {g}" if g else "")
-            for t, g in zip(tissue, group, strict=True)
-        ],
-    )
-    _write_strings(f, "meta/samples/organism_ch1", [ORGANISM[species]] * len(samples))
-    _write_strings(f, "meta/samples/library_strategy", ["RNA-Seq"] * len(samples))
-    _write_strings(f, "meta/samples/instrument_model", samples["instrument_model"])
-    f.create_dataset(
-        "meta/samples/singlecellprobability",
-        data=samples["singlecellprobability"].to_numpy(np.float64),
-    )
-    f.create_dataset("meta/samples/alignedreads", data=np.round(aligned).astype(np.float64))
-
-
-def _write_info(f: h5py.File, seed: int) -> None:
-    from gexnet import __version__
-
-    _write_strings(f, "meta/info/version", ["demo"])
-    _write_strings(f, "meta/info/creation-date", ["simulated"])
-    _write_strings(f, "meta/info/generator", [f"gexnet {__version__} simulate, seed {seed}"])
 
 
 # ---------------------------------------------------------------------------------------------
