@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from gexnet.archs4 import Archs4File, Archs4FormatError
+from gexnet.errors import GexnetError
 
 N_GENES, N_SAMPLES, CHUNK_SAMPLES = 50, 30, 5
 X = "\N{MULTIPLICATION SIGN}"
@@ -524,3 +525,46 @@ def test_cli_reports_a_malformed_file_in_one_line(tmp_path):
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "human_gene_v2.2.h5" in proc.stderr and "not a readable HDF5 file" in proc.stderr
     assert not list(tmp_path.glob("s.*")) and not list(tmp_path.glob("f.*"))
+
+
+def test_writer_round_trips_through_the_loader(tmp_path):
+    from gexnet.archs4 import Archs4Writer
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 1000, size=(7, 300), dtype=np.uint32)
+    features = pd.DataFrame(
+        {"ensembl_gene": [f"ENSG{i:011d}" for i in range(7)], "symbol": list("ABCDEFG"),
+         "biotype": ["protein_coding"] * 6 + ["lncRNA"]}
+    )  # fmt: skip
+    samples = pd.DataFrame(
+        {"geo_accession": [f"GSM{i}" for i in range(300)], "series_id": ["GSE1"] * 300,
+         "singlecellprobability": np.linspace(0, 1, 300), "title": ["t"] * 300}
+    )  # fmt: skip
+    path = tmp_path / "out" / "human_gene_x.h5"
+    with Archs4Writer(path, "gene", 7, 300) as w:
+        w.write_samples(0, counts[:, :256])
+        assert not path.exists(), "not visible before finish"
+        w.write_samples(256, counts[:, 256:])
+        w.finish(features, samples, {"version": "x"})
+    with Archs4File(path) as f:
+        assert (f.read() == counts).all()
+        pd.testing.assert_frame_equal(f.features(), features)
+        pd.testing.assert_frame_equal(f.samples(list(samples)), samples)
+        assert f.info() == {"version": "x"}
+
+
+def test_writer_leaves_nothing_on_failure(tmp_path):
+    from gexnet.archs4 import Archs4Writer
+
+    path = tmp_path / "human_gene_x.h5"
+    with pytest.raises(GexnetError, match="counts outside"), Archs4Writer(path, "gene", 2, 3) as w:
+        w.write_samples(0, np.array([[1, -1, 2], [0, 0, 0]]))
+    with pytest.raises(GexnetError, match="without symbol"), Archs4Writer(path, "gene", 1, 1) as w:
+        w.finish(
+            pd.DataFrame({"ensembl_gene": ["E"], "biotype": ["x"]}),
+            pd.DataFrame(
+                {"geo_accession": ["G"], "series_id": ["S"], "singlecellprobability": [0.0]}
+            ),
+            {},
+        )
+    assert list(tmp_path.iterdir()) == []
