@@ -7,6 +7,8 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/simulate.smk"
+include: "rules/sources.smk"
+include: "rules/annotation.smk"
 include: "rules/qc.smk"
 
 

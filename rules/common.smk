@@ -51,14 +51,44 @@ def attempt_scaled(base):
 
 def compendium(species, level="gene"):
     """The ARCHS4-layout HDF5 file for a species and level, from the configured source."""
-    if config["source"] == "demo":
-        return f"{RESOURCES}/demo/{species}_{level}_demo.h5"
-    local = config["archs4"]["local_files"].get(f"{species}_{level}")
-    return local or f"{RESOURCES}/archs4/{species}_{level}_v{config['archs4']['version']}.h5"
+    source = config["source"]
+    if source == "archs4":
+        local = config["archs4"]["local_files"].get(f"{species}_{level}")
+        return local or f"{RESOURCES}/archs4/{species}_{level}_v{config['archs4']['version']}.h5"
+    if level != "gene" and source != "demo":
+        raise WorkflowError(f"source {source} has gene-level counts only, not {level} level")
+    return f"{RESOURCES}/{source}/{species}_{level}_{source}.h5"
+
+
+def download_options(local_key=None):
+    """The shared retry/backoff/timeout flags of `gexnet download`."""
+    d = config["download"]
+    flags = f"--retries {d['retries']} --backoff {d['backoff_seconds']} --timeout {d['timeout_seconds']}"
+    return flags + (f" --local-key {local_key}" if local_key else "")
+
+
+def check_single_species_source():
+    # A GEO selection or a user's matrix is one species: say so instead of a missing-file error.
+    if config["source"] in ("geo", "byo") and len(SPECIES) != 1:
+        raise WorkflowError(
+            f"source {config['source']} holds one species; set species to one of {SPECIES}"
+        )
+    if config["source"] == "byo" and SPECIES != [config["byo"]["species"]]:
+        raise WorkflowError(
+            f"species {SPECIES} does not match byo.species ({config['byo']['species']})"
+        )
+    if config["source"] == "byo" and not (config["byo"]["counts"] and config["byo"]["samples"]):
+        raise WorkflowError("source byo needs byo.counts and byo.samples (file paths)")
+    if config["source"] == "geo" and not config["geo"]["series"]:
+        raise WorkflowError("source geo needs at least one accession in geo.series")
+
+
+check_single_species_source()
 
 
 def all_targets():
     targets = expand(results("qc/{species}_samples.parquet"), species=SPECIES)
+    targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())
     return targets

@@ -1,0 +1,104 @@
+# Gene annotations and gene-property labels, built from packaged data (offline defaults) or
+# configured downloads; outputs under resources/annotation/.
+ANNOTATION = f"{RESOURCES}/annotation"
+ANNOTATION_FILES = [
+    *expand(f"{ANNOTATION}/genes_{{species}}.parquet", species=["human", "mouse"]),
+    f"{ANNOTATION}/orthologs.parquet",
+    f"{ANNOTATION}/labels.parquet",
+]
+
+
+def is_url(value):
+    return value.startswith(("http://", "https://", "ftp://"))
+
+
+def label_inputs(wildcards):
+    """Label sources that are files: downloaded ones come from rules, local ones as they are."""
+    a = config["annotations"]
+    files = {}
+    if a["hpo"]:
+        files["hpo"] = f"{ANNOTATION}/hpo_phenotype_to_genes.txt" if is_url(a["hpo"]) else a["hpo"]
+    if a["go_gaf"]:
+        files["go_gaf"] = f"{ANNOTATION}/go.gaf.gz" if is_url(a["go_gaf"]) else a["go_gaf"]
+    elif Path(a["go_sqlite"]).exists():
+        files["go_sqlite"] = a["go_sqlite"]
+    for library in a["enrichr_libraries"]:
+        files[f"gmt_{library}"] = f"{ANNOTATION}/enrichr/{library}.gmt"
+    return files
+
+
+rule annotation_genes:
+    output:
+        f"{ANNOTATION}/genes_{{species}}.parquet",
+    log:
+        logs("annotation_genes_{species}"),
+    wildcard_constraints:
+        species="human|mouse",
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet annotate genes --species {wildcards.species} --out {output} > {log} 2>&1"
+
+
+rule annotation_orthologs:
+    output:
+        f"{ANNOTATION}/orthologs.parquet",
+    log:
+        logs("annotation_orthologs"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet annotate orthologs --out {output} > {log} 2>&1"
+
+
+rule download_label_source:
+    output:
+        f"{ANNOTATION}/{{name}}",
+    log:
+        logs("download_{name}"),
+    wildcard_constraints:
+        name="hpo_phenotype_to_genes.txt|go.gaf.gz|enrichr/[^/]+\\.gmt",
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        url=lambda wildcards: shlex.quote(
+            {
+                "hpo_phenotype_to_genes.txt": config["annotations"]["hpo"],
+                "go.gaf.gz": config["annotations"]["go_gaf"],
+            }.get(wildcards.name)
+            or config["annotations"]["enrichr_url"].format(library=Path(wildcards.name).stem)
+        ),
+        options=download_options(),
+    shell:
+        "python -m gexnet download --url {params.url} --out {output} {params.options} > {log} 2>&1"
+
+
+rule annotation_labels:
+    input:
+        unpack(label_inputs),
+    output:
+        labels=f"{ANNOTATION}/labels.parquet",
+        stats=report(
+            f"{ANNOTATION}/label_stats.tsv",
+            caption="report/label_stats.rst",
+            category="Annotations",
+            labels={"table": "gene-property labels by source"},
+        ),
+    log:
+        logs("annotation_labels"),
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(4000),
+    params:
+        sources=lambda wildcards, input: " ".join(
+            (
+                f"--{name.replace('_', '-')} {path}"
+                if not name.startswith("gmt_")
+                else f"--gmt Enrichr_{name[4:]}={path}"
+            )
+            for name, path in input.items()
+        ),
+    shell:
+        "python -m gexnet annotate labels {params.sources} --out {output.labels}"
+        " --stats {output.stats} > {log} 2>&1"
