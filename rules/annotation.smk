@@ -1,32 +1,5 @@
 # Gene annotations and gene-property labels, built from packaged data (offline defaults) or
 # configured downloads; outputs under resources/annotation/.
-ANNOTATION = f"{RESOURCES}/annotation"
-ANNOTATION_FILES = [
-    *expand(f"{ANNOTATION}/genes_{{species}}.parquet", species=["human", "mouse"]),
-    f"{ANNOTATION}/orthologs.parquet",
-    f"{ANNOTATION}/labels.parquet",
-]
-
-
-def is_url(value):
-    return value.startswith(("http://", "https://", "ftp://"))
-
-
-def label_inputs(wildcards):
-    """Label sources that are files: downloaded ones come from rules, local ones as they are."""
-    a = config["annotations"]
-    files = {}
-    if a["hpo"]:
-        files["hpo"] = f"{ANNOTATION}/hpo_phenotype_to_genes.txt" if is_url(a["hpo"]) else a["hpo"]
-    if a["go_gaf"]:
-        files["go_gaf"] = f"{ANNOTATION}/go.gaf.gz" if is_url(a["go_gaf"]) else a["go_gaf"]
-    elif Path(a["go_sqlite"]).exists():
-        files["go_sqlite"] = a["go_sqlite"]
-    for library in a["enrichr_libraries"]:
-        files[f"gmt_{library}"] = f"{ANNOTATION}/enrichr/{library}.gmt"
-    return files
-
-
 rule annotation_genes:
     output:
         f"{ANNOTATION}/genes_{{species}}.parquet",

@@ -86,6 +86,56 @@ def check_single_species_source():
 check_single_species_source()
 
 
+# --- sources -------------------------------------------------------------------------------
+
+
+def geo_url(key, **fields):
+    """A configured GEO address; {stub} is the series' FTP folder (GSE164073 -> GSE164nnn)."""
+    gse = fields.get("gse", "")
+    stub = (gse[:-3] or "GSE") + "nnn"
+    return shlex.quote(config["geo"][key].format(stub=stub, **fields))
+
+
+def geo_series_files(species):
+    """Per GSE accession: its downloaded counts table and series matrix."""
+    return {
+        gse: [
+            f"{RESOURCES}/geo/{species}/{gse}_raw_counts.tsv.gz",
+            f"{RESOURCES}/geo/{species}/{gse}_series_matrix.txt.gz",
+        ]
+        for gse in config["geo"]["series"]
+    }
+
+
+# --- annotations ---------------------------------------------------------------------------
+
+ANNOTATION = f"{RESOURCES}/annotation"
+ANNOTATION_FILES = [
+    *expand(f"{ANNOTATION}/genes_{{species}}.parquet", species=["human", "mouse"]),
+    f"{ANNOTATION}/orthologs.parquet",
+    f"{ANNOTATION}/labels.parquet",
+]
+
+
+def is_url(value):
+    return value.startswith(("http://", "https://", "ftp://"))
+
+
+def label_inputs(wildcards):
+    """Label sources that are files: downloaded ones come from rules, local ones as they are."""
+    a = config["annotations"]
+    files = {}
+    if a["hpo"]:
+        files["hpo"] = f"{ANNOTATION}/hpo_phenotype_to_genes.txt" if is_url(a["hpo"]) else a["hpo"]
+    if a["go_gaf"]:
+        files["go_gaf"] = f"{ANNOTATION}/go.gaf.gz" if is_url(a["go_gaf"]) else a["go_gaf"]
+    elif Path(a["go_sqlite"]).exists():
+        files["go_sqlite"] = a["go_sqlite"]
+    for library in a["enrichr_libraries"]:
+        files[f"gmt_{library}"] = f"{ANNOTATION}/enrichr/{library}.gmt"
+    return files
+
+
 def all_targets():
     targets = expand(results("qc/{species}_samples.parquet"), species=SPECIES)
     targets += ANNOTATION_FILES

@@ -33,12 +33,6 @@ rule download_archs4:
         " {params.options} --out {output} > {log} 2>&1"
 
 
-def geo_url(key, **fields):
-    gse = fields.get("gse", "")
-    stub = (gse[:-3] or "GSE") + "nnn"
-    return shlex.quote(config["geo"][key].format(stub=stub, **fields))
-
-
 rule download_geo_series:
     output:
         counts=f"{RESOURCES}/geo/{{species}}/{{gse}}_raw_counts.tsv.gz",
@@ -79,16 +73,9 @@ rule download_geo_annotation:
         "python -m gexnet download --url {params.url} --out {output} {params.options} > {log} 2>&1"
 
 
-def geo_series_files(wildcards):
-    return {
-        gse: expand(rules.download_geo_series.output, species=wildcards.species, gse=gse)
-        for gse in config["geo"]["series"]
-    }
-
-
 rule geo_compendium:
     input:
-        series=lambda wildcards: sum(geo_series_files(wildcards).values(), []),
+        series=lambda wildcards: sum(geo_series_files(wildcards.species).values(), []),
         annotation=rules.download_geo_annotation.output,
     output:
         compendium=f"{RESOURCES}/geo/{{species}}_gene_geo.h5",
@@ -102,7 +89,7 @@ rule geo_compendium:
     params:
         series=lambda wildcards: " ".join(
             f"--series {gse}={counts}={matrix}"
-            for gse, (counts, matrix) in geo_series_files(wildcards).items()
+            for gse, (counts, matrix) in geo_series_files(wildcards.species).items()
         ),
     shell:
         "python -m gexnet geo {params.series} --annotation {input.annotation}"

@@ -27,6 +27,7 @@ def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None):
 
 
 def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():

@@ -36,9 +36,9 @@ def test_summary_adds_up_with_samples_failing_several_rules():
     }
     table = pd.DataFrame(
         {
-            "total_counts": [500, 50, 50, 500, 500],
-            "detected_genes": [5, 5, 1, 5, 1],
-            "singlecellprobability": [0.1, 0.1, 0.9, 0.7, 0.1],
+            "total_counts": [500, 50, 50, 500, 500, 500],
+            "detected_genes": [5, 5, 1, 5, 1, 5],
+            "singlecellprobability": [0.1, 0.1, 0.9, 0.7, 0.1, np.nan],
         }
     )
     table["low_counts"] = table["total_counts"] < 100
@@ -46,7 +46,8 @@ def test_summary_adds_up_with_samples_failing_several_rules():
     table["few_genes"] = table["detected_genes"] <= 2
     table["kept"] = ~table[list(qc.RULES)].any(axis=1)
     summary = qc.summarize(table, thresholds).set_index("step")["samples"]
-    assert summary["input"] == 5 and summary["kept"] == 1 and summary["removed"] == 4
+    assert summary["input"] == 6 and summary["kept"] == 2 and summary["removed"] == 4
+    assert summary["single-cell probability unknown (kept)"] == 1
     assert summary["fails low_counts"] == 2 and summary["fails few_genes"] == 2
     assert summary["removed by several rules"] == 1
     only = sum(summary[f"removed only by {r}"] for r in qc.RULES)

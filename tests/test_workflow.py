@@ -77,6 +77,21 @@ def test_slurm_profile_dry_run_after_documented_setup(user_config):
     assert re.search(r"simulate_compendium\s+1", out) and re.search(r"sample_qc\s+2", out)
 
 
+def test_paper_config_dry_run_through_slurm_profile(user_config):
+    """Full scale: the ARCHS4 downloads, then every stage, planned through the cluster profile."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(user_config.parent)}
+    assert run([PY, "-m", "gexnet", "install-profile"], REPO, env=env).returncode == 0
+    cmd = [PY, "-m", "snakemake", "-n", "--forceall", "--profile", "slurm-a100",
+           "--configfile", "config/paper.yaml"]  # fmt: skip
+    proc = run(cmd, REPO, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert re.search(r"download_archs4\s+2", out) and re.search(r"sample_qc\s+2", out)
+    for species in ("human", "mouse"):
+        assert f"https://s3.dev.maayanlab.cloud/archs4/files/{species}_gene_v2.2.h5" in out
+        assert f"results/paper/qc/{species}_samples.parquet" in out
+
+
 def test_slurm_profile_scales_resources_with_attempts():
     profile = yaml.safe_load((REPO / "profiles" / "slurm-a100" / "config.v9+.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1

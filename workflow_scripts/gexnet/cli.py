@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -80,6 +81,18 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--figure", type=Path, required=True, help="metric histograms (SVG/PNG/PDF)")
     q.add_argument("--title", default="sample QC")
     q.set_defaults(func=_qc)
+
+    # Commands whose module defines its own arguments (add_arguments) and entry point (run).
+    for name, module, help_text in (
+        ("download", "download", "fetch a file: resume, retry, fall back, verify"),
+        ("geo", "geo", "GEO series (NCBI raw counts + series matrix) to an ARCHS4-layout file"),
+        ("byo", "byo", "your own counts table and sample sheet to an ARCHS4-layout file"),
+        ("annotate", "annotate", "gene, ortholog and label tables"),
+    ):
+        mod = importlib.import_module(f"gexnet.{module}")
+        cmd = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        mod.add_arguments(cmd)
+        cmd.set_defaults(func=mod.run)
 
     c = sub.add_parser("check-config", help="validate a config file against the schema")
     c.add_argument("config", type=Path)

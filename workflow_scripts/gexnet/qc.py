@@ -57,6 +57,9 @@ def summarize(table: pd.DataFrame, thresholds: dict) -> pd.DataFrame:
         (f"removed only by {r}", describe[r], int((table[r] & (n_rules == 1)).sum())) for r in RULES
     ]
     rows += [("removed by several rules", "", int((n_rules > 1).sum()))]
+    unknown = int(table["singlecellprobability"].isna().sum())
+    if unknown:  # not a removal: the source has no single-cell probability for these samples
+        rows += [("single-cell probability unknown (kept)", "", unknown)]
     rows += [
         ("removed", "any rule", int((~table["kept"]).sum())),
         ("kept", "", int(table["kept"].sum())),
@@ -93,7 +96,12 @@ def plot(table: pd.DataFrame, thresholds: dict, path: str | os.PathLike, title: 
     ]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), constrained_layout=True)
     for ax, (_, label, values, cut) in zip(axes, panels, strict=True):
-        ax.hist(values, bins=60, color="#4C72B0")
+        values = np.asarray(values, dtype=float)
+        unknown = np.isnan(values).sum()
+        if unknown:  # GEO and own matrices carry no single-cell probability
+            label += f" ({unknown:,} unknown)"
+        if unknown < len(values):
+            ax.hist(values[~np.isnan(values)], bins=60, color="#4C72B0")
         ax.axvline(cut, color="#C44E52", linestyle="--", label="threshold")
         ax.set_xlabel(label)
         ax.set_ylabel("samples (log scale)")
