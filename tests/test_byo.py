@@ -172,6 +172,7 @@ def check_round_trip(fx: dict, out: Path, report: dict) -> pd.DataFrame:
     assert report["unmapped"] == fx["unmapped"]
     assert report["mapped"] == fx["genes_in"] - fx["unmapped"]
     assert report["duplicates_dropped"] == fx["duplicates"]
+    assert report["rescued_by_alias"] == 0 and report["ambiguous"] == 0
     assert report["genes_out"] == len(genes)
     assert report["samples"] == len(fx["sample_names"])
     assert report["series"] == len(SERIES)
@@ -343,13 +344,47 @@ def test_unreadable_inputs(tmp_path) -> None:
         (["Trp53", "Actb"], "symbol"),
     ],
 )
-def test_detect_id_type(ids, expected) -> None:
-    assert byo.detect_id_type(ids) == expected
+def test_id_type_of_the_list(ids, expected) -> None:
+    assert byo.map_genes(ids, "human")[0] == expected
 
 
 def test_symbols_map_across_case() -> None:
-    mapped = byo.to_ensembl(["TP53", "tp53", "Tp53", "NOT_A_GENE"], "symbol", "human")
-    assert mapped.tolist() == ["ENSG00000141510"] * 3 + [None]
+    id_type, ensembl, how = byo.map_genes(["TP53", "tp53", "Tp53", "NOT_A_GENE", "TP53"], "human")
+    assert id_type == "symbol"
+    assert ensembl.tolist() == ["ENSG00000141510"] * 3 + [None, "ENSG00000141510"]
+    assert how.tolist() == ["direct", "case", "case", "unmapped", "direct"]
+
+
+def test_previous_symbol_rescued_by_alias(tmp_path) -> None:
+    """MLL is KMT2A's previous HGNC symbol, held by no other gene; CAP names six genes."""
+    kmt2a, tp53, brca1 = "ENSG00000118058", "ENSG00000141510", "ENSG00000012048"
+    names = ["S1", "S2", "S3"]
+    rows = {"TP53": [5, 6, 7], "MLL": [10, 0, 3], "brca1": [1, 2, 3], "CAP": [4, 4, 4]}
+    rows["__no_feature"] = [9, 9, 9]
+    counts = pd.DataFrame.from_dict(rows, orient="index", columns=names)
+    counts_path = write_counts(tmp_path / "counts.tsv", "tsv", counts)
+    sheet = tmp_path / "samples.tsv"
+    pd.DataFrame({"sample": names, "series": "PRJ_A"}).to_csv(sheet, sep="\t", index=False)
+    out = tmp_path / "out.h5"
+    report = byo.convert(counts_path, sheet, "human", out)
+    features, _, values = read_back(out)
+    assert features["ensembl_gene"].tolist() == [brca1, kmt2a, tp53]
+    assert features.loc[1, "symbol"] == "KMT2A"
+    np.testing.assert_array_equal(values[1], rows["MLL"])
+    assert report["id_type"] == "symbol"
+    assert (report["genes_in"], report["mapped"], report["unmapped"]) == (5, 3, 2)
+    assert report["rescued_by_alias"] == 1
+    assert report["ambiguous"] == 1
+    assert report["unmapped_examples"] == ["CAP", "__no_feature"]
+
+
+def test_all_empty_gene_ids(tmp_path) -> None:
+    counts = pd.DataFrame({"S1": [1, 2]}, index=[" ", "  "])
+    counts_path = write_counts(tmp_path / "counts.tsv", "tsv", counts)
+    sheet = tmp_path / "samples.tsv"
+    pd.DataFrame({"sample": ["S1"], "series": "P"}).to_csv(sheet, sep="\t", index=False)
+    out = tmp_path / "out.h5"
+    assert_fails(lambda: byo.convert(counts_path, sheet, "human", out), out, counts_path, "empty")
 
 
 def test_cli(tmp_path) -> None:

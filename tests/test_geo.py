@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gexnet import annotation, byo, geo
+from gexnet import annotation, geo
 from gexnet.archs4 import Archs4File
 from gexnet.errors import GexnetError
 
@@ -629,13 +629,35 @@ def test_cli(fixture, tmp_path) -> None:
 
 
 def test_shared_mapper_resolves_multi_entrez_genes() -> None:
+    """Ensembl lists some genes' Entrez IDs '; '-joined: each maps on its own."""
     genes = fixture_genes(n_coding=5, n_lncrna=2, n_multi=3)
-    mapping = byo.entrez_to_ensembl("human")
+    ids = [*genes["entrez"], *genes["entrez2"].dropna(), *UNMAPPED_ENTREZ]
+    result = annotation.symbol_mapper("human").map(ids, "entrez", lowest_entrez=True)
+    mapping = result.table.set_index("input")["gene_id"]
     for _, gene in genes.iterrows():
         if gene["biotype"] == "lncRNA":  # made-up Entrez IDs: Ensembl 100 has none for these
-            assert gene["entrez"] not in mapping
+            assert pd.isna(mapping[gene["entrez"]])
             continue
         assert mapping[gene["entrez"]] == gene["gene_id"]
         if gene["entrez2"] is not None:
             assert mapping[gene["entrez2"]] == gene["gene_id"]
-    assert not set(UNMAPPED_ENTREZ) & set(mapping)
+    assert mapping.reindex(list(UNMAPPED_ENTREZ)).isna().all()
+
+
+def test_entrez_on_several_genes_goes_to_the_lowest_ensembl_id() -> None:
+    """Ensembl 100 lists 729540 and 84220 on both RGPD5 and RGPD6: without NCBI's EnsemblGeneID
+    both go to RGPD5 (the lower ID), one kept as a duplicate, whatever the input order."""
+    rgpd5, rgpd6 = "ENSG00000015568", "ENSG00000183054"
+    mapper = annotation.symbol_mapper("human")
+    assert mapper.map(["729540"], "entrez").counts["ambiguous"] == 1
+    ncbi = pd.DataFrame(
+        {"Symbol": ["RGPD6", "RGPD5"], "EnsemblGeneID": "", "GeneType": "protein-coding"},
+        index=["729540", "84220"],
+    )
+    ensembl, via_ncbi, via_ensembl = geo._map_entrez(pd.Index(["84220", "729540"]), ncbi, "human")
+    assert ensembl.tolist() == [rgpd5, rgpd5]
+    assert (via_ncbi, via_ensembl) == (0, 2)
+    ncbi["EnsemblGeneID"] = [f"{rgpd6}.5", ""]  # NCBI's own ID comes first, version stripped
+    ensembl, via_ncbi, via_ensembl = geo._map_entrez(pd.Index(["84220", "729540"]), ncbi, "human")
+    assert ensembl.tolist() == [rgpd5, rgpd6]
+    assert (via_ncbi, via_ensembl) == (1, 1)

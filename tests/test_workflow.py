@@ -92,6 +92,19 @@ def test_paper_config_dry_run_through_slurm_profile(user_config):
         assert f"results/paper/qc/{species}_samples.parquet" in out
 
 
+def test_local_archs4_file_is_used_in_place(tmp_path):
+    local = tmp_path / "my_human_gene_v2.2.h5"
+    local.touch()
+    override = f"archs4={{local_files: {{human_gene: {local}}}}}"
+    cmd = [PY, "-m", "snakemake", "-n", "-p", "--forceall", "--configfile", "config/paper.yaml",
+           "--config", override]  # fmt: skip
+    proc = run(cmd, REPO)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert re.search(r"download_archs4\s+1", out) and "mouse_gene_v2.2.h5" in out
+    assert "human_gene_v2.2.h5 --url" not in out and f"qc {local}" in out
+
+
 def test_slurm_profile_scales_resources_with_attempts():
     profile = yaml.safe_load((REPO / "profiles" / "slurm-a100" / "config.v9+.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1
@@ -130,6 +143,13 @@ def test_demo_runs_end_to_end_to_the_report(demo_run: Path):
             == summary.loc["input", "samples"]
         )
         assert summary.loc["fails low_counts", "samples"] == 40
+    # annotation tables built from the installed packages, label counts in the report
+    annotation = demo_run / "resources" / "annotation"
+    labels = pd.read_parquet(annotation / "labels.parquet")
+    assert set(labels.columns) >= {"source", "term_id", "term_name", "gene_id"}
+    assert labels["source"].eq("HPO").sum() > 100_000
+    assert (pd.read_parquet(annotation / "orthologs.parquet")["type"] == "one2one").sum() >= 16_000
+    assert "label_stats.tsv" in html
     # every rule wrote its log; no temporary file was left behind
     logs = {p.name for p in (results / "logs").iterdir()}
     assert {"simulate_compendium.log", "sample_qc_human.log", "sample_qc_mouse.log"} <= logs

@@ -94,7 +94,7 @@ def gene_table(species: Species) -> pd.DataFrame:
     """One row per Ensembl gene of `genes()` (primary chromosomes, unique symbols).
 
     Columns: gene_id (Ensembl), symbol (Ensembl 100 gene name), biotype (mouse lncRNA sub-types
-    collapsed to lncRNA), entrez (string, <NA> where none; the first of a gene's IDs),
+    collapsed to lncRNA), entrez (string, <NA> where none; '; '-joined where Ensembl lists several),
     chromosome, hgnc_symbol (human: HGNC's newer approved symbol, <NA> where none; mouse: <NA>),
     aliases (human: HGNC previous and alias symbols, '|'-joined; mouse: empty).
     """
@@ -139,6 +139,12 @@ def _clean(ids: Iterable[object]) -> list[str]:
     """Distinct stripped identifiers in input order; missing and empty values are not IDs."""
     values = (str(v).strip() for v in ids if v is not None and not pd.isna(v))
     return list(dict.fromkeys(v for v in values if v))
+
+
+def ensembl_base(value: str) -> str | None:
+    """An Ensembl gene ID without version or _PAR_Y suffix; None if `value` is not one."""
+    match = _ENSEMBL_ID.match(value.strip())
+    return match.group(1) if match else None
 
 
 def detect_id_type(ids: Iterable[object]) -> Literal["ensembl", "entrez", "symbol"]:
@@ -193,12 +199,16 @@ class SymbolMapper:
         aliases = table[["gene_id"]].assign(alias=table["aliases"].str.split("|")).explode("alias")
         aliases = aliases[aliases["alias"].fillna("") != ""]
         self._alias = _lookup(aliases["alias"].str.casefold(), aliases["gene_id"])
+        # Ensembl lists a gene's Entrez IDs '; '-joined ("729540; 84220"): one key each.
         entrez = _id_pairs(species, "Entrez")
+        entrez = entrez.assign(value=entrez["value"].str.split(";")).explode("value")
+        entrez["value"] = entrez["value"].str.strip()
+        entrez = entrez[entrez["value"] != ""]
         self._entrez = _lookup(entrez["value"], entrez["gene_id"])
         uniprot = _id_pairs(species, "UniProtKB_Accession")
         self._uniprot = _lookup(uniprot["value"], uniprot["gene_id"])
 
-    def _one(self, value: str, id_type: IdType) -> tuple[str | None, str]:
+    def _one(self, value: str, id_type: IdType, lowest_entrez: bool) -> tuple[str | None, str]:
         if id_type == "ensembl":
             match = _ENSEMBL_ID.match(value)
             if match and match.group(1) in self._gene_ids:
@@ -216,18 +226,22 @@ class SymbolMapper:
             ]
         for lookup, key, how in tiers:
             candidates = lookup.get(key, ())
-            if len(candidates) == 1:
-                return candidates[0], how
+            if len(candidates) == 1 or (candidates and lowest_entrez and id_type == "entrez"):
+                return min(candidates), how
             if candidates:
                 return None, "ambiguous"
         return None, "unmapped"
 
-    def map(self, ids: Iterable[object], id_type: IdType | None = None) -> MappingResult:
+    def map(
+        self, ids: Iterable[object], id_type: IdType | None = None, lowest_entrez: bool = False
+    ) -> MappingResult:
         """Map identifiers; `id_type` None reads each one by its look (see `detect_id_type`),
-        which lets mixed lists through. Missing and empty values are skipped."""
+        which lets mixed lists through. Missing and empty values are skipped. `lowest_entrez`:
+        an Entrez ID listed on several genes maps to the lowest of their Ensembl IDs (direct),
+        not ambiguous, so counts keyed by Entrez keep a row whatever the input order."""
         values = _clean(ids)
         types = [id_type or _id_type_of(v) for v in values]
-        found = [self._one(v, t) for v, t in zip(values, types, strict=True)]
+        found = [self._one(v, t, lowest_entrez) for v, t in zip(values, types, strict=True)]
         table = pd.DataFrame(
             {
                 "input": pd.Series(values, dtype=object),

@@ -3,9 +3,13 @@
 Counts come as TSV (genes in rows, first column the gene ID), Parquet (the same, gene IDs in the
 first column or the pandas index) or h5ad (samples × genes in X, dense or sparse). Gene IDs may be
 Ensembl (with or without version), Entrez or symbols; the type is detected and every gene is keyed
-by its Ensembl 100 ID (primary assembly), so later stages never see which source a file came from.
+by its Ensembl 100 ID (primary assembly) through the shared `annotation.symbol_mapper`, so later
+stages never see which source a file came from.
 
-Choices, each reported:
+Choices, each reported (counts per row):
+- Symbols map by current symbol, ignoring case, then by HGNC previous or alias symbol where only
+  one gene has it (rescued_by_alias); a symbol of several genes is ambiguous and dropped. An
+  Entrez ID listed on several genes goes to the lowest Ensembl ID (independent of row order).
 - Genes that map to no Ensembl 100 gene of the species are dropped (no symbol, no biotype).
 - Several rows mapping to one Ensembl ID: the row with the highest total count is kept (the first
   on ties) and the rest dropped. Summing could count the same reads twice where two models of one
@@ -13,7 +17,7 @@ Choices, each reported:
 - singlecellprobability comes from the sheet's column of that name, else NaN (unknown): bulk
   matrices carry no single-cell score, and a made-up 0 would pass QC for the wrong reason.
 
-The shared pieces (reading TSV matrices, count checks, gene mapping, duplicate resolution) are
+The shared pieces (reading TSV matrices, count checks, duplicate resolution, gene features) are
 used by `gexnet.geo` too.
 """
 
@@ -29,7 +33,6 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -48,8 +51,7 @@ IdType = Literal["ensembl", "ensembl_versioned", "entrez", "symbol"]
 BLOCK_VALUES = 20_000_000  # counts per streamed block (160 MB as float64): memory is bounded
 RESERVED_SHEET_COLUMNS = ("geo_accession", "series_id")  # filled from `sample` and `series`
 _UINT32_MAX = int(np.iinfo(np.uint32).max)
-_ENSEMBL = re.compile(r"^(ENS[A-Z]*G\d{6,})(\.\d+)?(_PAR_Y)?$")
-_ENTREZ = re.compile(r"^\d+$")
+_VERSIONED = re.compile(r"^ENS[A-Z]*G\d+\.\d+")
 _MISSING_TEXT = ("", "NA", "NaN", "nan", "N/A", "NULL", "null", "None")
 _MAX_LISTED = 5
 _MAGIC = {b"PAR1": "parquet", b"\x89HDF\r\n\x1a\n": "h5ad"}
@@ -229,77 +231,30 @@ def _problem(value: Any, raw: Any) -> str:
 
 
 # --- gene identities ---------------------------------------------------------------------------
-# A minimal mapping of Entrez IDs and symbols to Ensembl 100 IDs; to be replaced by the shared
-# mapper in gexnet.annotation.
 
 
-@cache
-def _ensembl_ids(species: str) -> frozenset[str]:
-    return frozenset(annotation.genes(species)["gene_id"])
+def map_genes(genes: Sequence[str], species: str) -> tuple[IdType, np.ndarray, np.ndarray]:
+    """Each row's gene ID mapped by the shared `annotation.symbol_mapper`, the whole list read as
+    one ID type (`annotation.detect_id_type`: the type most IDs have, so HTSeq's __no_feature
+    rows or spike-ins do not change it); an Entrez ID on several genes goes to the lowest
+    Ensembl ID.
 
-
-@cache
-def entrez_to_ensembl(species: str) -> dict[str, str]:
-    """Entrez ID → Ensembl ID. An Entrez ID listed on several Ensembl genes goes to the lowest
-    Ensembl ID (the table is sorted), so the answer does not depend on row order."""
-    table = annotation.genes(species)
-    mapping: dict[str, str] = {}
-    for gene_id, entrez in zip(table["gene_id"], table["entrez"], strict=True):
-        if pd.isna(entrez):
-            continue
-        for one in str(entrez).split(";"):
-            if one.strip():
-                mapping.setdefault(one.strip(), gene_id)
-    return mapping
-
-
-@cache
-def _symbol_to_ensembl(species: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Symbol → Ensembl ID, exact and upper-cased (for 'Actb' against 'ACTB' and back)."""
-    table = annotation.genes(species)
-    exact = dict(zip(table["symbol"], table["gene_id"], strict=True))
-    upper: dict[str, str] = {}
-    for symbol, gene_id in exact.items():
-        upper.setdefault(symbol.upper(), gene_id)
-    return exact, upper
-
-
-def ensembl_base(gene_id: str) -> str | None:
-    """An Ensembl gene ID without version or _PAR_Y suffix; None if it is not one."""
-    match = _ENSEMBL.match(gene_id.strip())
-    return match.group(1) if match else None
-
-
-def detect_id_type(ids: Sequence[str]) -> IdType:
-    """What most gene IDs are: Ensembl (with or without version), Entrez (numbers) or symbols.
-
-    By majority, so a few extra rows (HTSeq's __no_feature, spike-ins) do not change the answer.
+    Returns the ID type (ensembl_versioned where most Ensembl IDs carry a version), each row's
+    Ensembl 100 ID (object array, None where none) and how it mapped (the mapper's `how`).
     """
-    ids = [str(i).strip() for i in ids]
-    ensembl = [m for i in ids if (m := _ENSEMBL.match(i))]
-    if len(ensembl) * 2 > len(ids):
-        versioned = sum(m.group(2) is not None for m in ensembl)
-        return "ensembl_versioned" if versioned * 2 > len(ensembl) else "ensembl"
-    if sum(bool(_ENTREZ.match(i)) for i in ids) * 2 > len(ids):
-        return "entrez"
-    return "symbol"
-
-
-def to_ensembl(ids: Sequence[str], id_type: IdType, species: str) -> np.ndarray:
-    """The Ensembl 100 ID of each gene ID (object array), None where there is none."""
-    known = _ensembl_ids(species)
-    out = np.full(len(ids), None, dtype=object)
-    if id_type in ("ensembl", "ensembl_versioned"):
-        for k, gene in enumerate(ids):
-            base = ensembl_base(str(gene))
-            out[k] = base if base in known else None
-    elif id_type == "entrez":
-        mapping = entrez_to_ensembl(species)
-        out[:] = [mapping.get(str(gene).strip()) for gene in ids]
-    else:
-        exact, upper = _symbol_to_ensembl(species)
-        out[:] = [exact.get(g, upper.get(g.upper())) for g in (str(i).strip() for i in ids)]
-    return out
+    keys = [str(g).strip() for g in genes]
+    detected = annotation.detect_id_type(keys)
+    mapper = annotation.symbol_mapper(species)
+    table = mapper.map(keys, detected, lowest_entrez=True).table.set_index("input")
+    gene_id = table["gene_id"].reindex(keys)
+    ensembl = np.array([None if pd.isna(g) else g for g in gene_id], dtype=object)
+    how = table["how"].reindex(keys).fillna("unmapped").to_numpy(object)  # '' is no ID
+    id_type: IdType = detected
+    if detected == "ensembl":
+        n_ensembl = sum(annotation.ensembl_base(k) is not None for k in keys)
+        if sum(bool(_VERSIONED.match(k)) for k in keys) * 2 > n_ensembl:
+            id_type = "ensembl_versioned"
+    return id_type, ensembl, how
 
 
 def keep_highest(ensembl: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -589,8 +544,10 @@ def convert(
             raise GexnetError(f"{counts_path}: no samples")
         check_unique(samples, counts_path, "sample names")
         meta = sample_meta(read_sample_sheet(samples_path), samples, counts_path, samples_path)
-        id_type = detect_id_type(genes)
-        ensembl = to_ensembl(genes, id_type, species)
+        try:
+            id_type, ensembl, how = map_genes(genes, species)
+        except GexnetError as exc:
+            raise GexnetError(f"{counts_path}: {exc}") from exc
         unmapped = [g for g, e in zip(genes, ensembl, strict=True) if e is None]
         if len(unmapped) == len(genes):
             raise GexnetError(
@@ -626,19 +583,24 @@ def convert(
         "mapped": len(genes) - len(unmapped),
         "unmapped": len(unmapped),
         "unmapped_examples": unmapped[:_MAX_LISTED],
+        "rescued_by_alias": int(np.count_nonzero(how == "alias")),
+        "ambiguous": int(np.count_nonzero(how == "ambiguous")),
         "duplicates_dropped": int(dropped),
         "genes_out": len(rows),
         "samples": len(samples),
         "series": int(meta["series_id"].nunique()),
     }
     log.info(
-        "%s: %d %s gene IDs, %d mapped to Ensembl 100, %d unmapped (dropped), %d duplicates "
-        "dropped (highest-total row kept); %d genes × %d samples in %d series → %s",
+        "%s: %d %s gene IDs, %d mapped to Ensembl 100 (%d by a previous or alias symbol), "
+        "%d unmapped (dropped; %d ambiguous), %d duplicates dropped (highest-total row kept); "
+        "%d genes × %d samples in %d series → %s",
         counts_path,
         report["genes_in"],
         id_type,
         report["mapped"],
+        report["rescued_by_alias"],
         report["unmapped"],
+        report["ambiguous"],
         report["duplicates_dropped"],
         report["genes_out"],
         report["samples"],

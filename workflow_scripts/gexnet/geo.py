@@ -6,7 +6,8 @@ column per GSM), the series matrix (sample metadata); and NCBI's gene annotation
 
 Choices, each reported:
 - Genes are keyed by Ensembl ID: the annotation's EnsemblGeneID, else the Ensembl 100 gene that
-  lists the Entrez ID. Symbol and biotype come from Ensembl 100; for an Ensembl ID it lacks, from
+  lists the Entrez ID (the shared `annotation.symbol_mapper`; the lowest Ensembl ID where several
+  genes list it). Symbol and biotype come from Ensembl 100; for an Ensembl ID it lacks, from
   NCBI's Symbol and GeneType. Entrez IDs with no Ensembl ID are dropped.
 - Several Entrez IDs on one Ensembl ID: the one with the highest total count over all series is
   kept and the rest dropped (as in `gexnet.byo`): summing could count reads twice where NCBI
@@ -170,21 +171,23 @@ def _read_matrices(gse: str, paths: list[Path]) -> pd.DataFrame:
 
 
 def _map_entrez(entrez: pd.Index, ncbi: pd.DataFrame, species: str) -> tuple[np.ndarray, int, int]:
-    """Ensembl ID per Entrez ID (None if none), and how many came from NCBI and from Ensembl."""
-    from_ncbi = ncbi["EnsemblGeneID"].reindex(entrez).fillna("").to_numpy(object)
-    fallback = byo.entrez_to_ensembl(species)
-    out = np.full(len(entrez), None, dtype=object)
-    via_ncbi = via_ensembl = 0
-    for k, (gene, given) in enumerate(zip(entrez, from_ncbi, strict=True)):
-        # EnsemblGeneID holds one ID; split anyway in case a release lists several
-        ids = [b for part in re.split(r"[,;| ]+", given) if part and (b := byo.ensembl_base(part))]
-        if ids:
-            out[k] = ids[0]
-            via_ncbi += 1
-        elif (found := fallback.get(gene)) is not None:
-            out[k] = found
-            via_ensembl += 1
-    return out, via_ncbi, via_ensembl
+    """Ensembl ID per Entrez ID (None if none): NCBI's EnsemblGeneID, else the shared mapper's
+    (`annotation.symbol_mapper`; an Entrez ID on several genes goes to the lowest Ensembl ID).
+    Also how many came from NCBI and from Ensembl 100."""
+    given = ncbi["EnsemblGeneID"].reindex(entrez).fillna("").to_numpy(object)
+    # EnsemblGeneID holds one ID; split anyway in case a release lists several
+    bases = ([annotation.ensembl_base(part) for part in re.split(r"[,;| ]+", g)] for g in given)
+    from_ncbi = [next((b for b in found if b), None) for found in bases]
+    rest = [gene for gene, found in zip(entrez, from_ncbi, strict=True) if found is None]
+    mapper = annotation.symbol_mapper(species)
+    table = mapper.map(rest, "entrez", lowest_entrez=True).table.set_index("input")
+    fallback = table["gene_id"].dropna().to_dict()
+    out = np.array(
+        [found or fallback.get(gene) for gene, found in zip(entrez, from_ncbi, strict=True)],
+        dtype=object,
+    )
+    via_ncbi = sum(found is not None for found in from_ncbi)
+    return out, via_ncbi, int(pd.notna(out).sum()) - via_ncbi
 
 
 def _features(
