@@ -1,0 +1,97 @@
+"""From binned samples to token sequences: vocabulary, top genes per sample, splits.
+
+Token IDs: 0 <pad> (after a sample's last expressed gene), 1 <mask> (masked-gene and
+masked-expression training), 2 <cls> (reserved for a sequence summary); genes follow from 3
+in vocabulary order (Ensembl ID order). A sample's sequence is its expressed genes (non-zero
+counts) ordered by binned value, highest first, at most `context` of them; genes with equal
+values go in token order (lowest first), so sequences are a function of the data alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPECIAL_TOKENS = ("<pad>", "<mask>", "<cls>")
+PAD, MASK, CLS = range(len(SPECIAL_TOKENS))
+FIRST_GENE_TOKEN = len(SPECIAL_TOKENS)
+
+
+def vocabulary(genes: pd.DataFrame) -> pd.DataFrame:
+    """token_id, token, gene_id, symbol, biotype: the special tokens, then the genes in order."""
+    special = pd.DataFrame(
+        {"token_id": range(FIRST_GENE_TOKEN), "token": SPECIAL_TOKENS,
+         "gene_id": "", "symbol": "", "biotype": ""}
+    )  # fmt: skip
+    body = genes[["gene_id", "symbol", "biotype"]].reset_index(drop=True)
+    body.insert(0, "token", body["gene_id"])
+    body.insert(0, "token_id", np.arange(len(body)) + FIRST_GENE_TOKEN)
+    return pd.concat([special, body], ignore_index=True)
+
+
+def token_dtype(n_tokens: int) -> np.dtype:
+    return np.dtype(np.uint16 if n_tokens <= 2**16 else np.uint32)
+
+
+def _ordered_bits(values: np.ndarray) -> np.ndarray:
+    """float32 → uint32 with the same order (negative numbers included)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return np.where(bits & 0x80000000, ~bits, bits | 0x80000000).astype(np.uint32)
+
+
+def top_genes(scores: np.ndarray, expressed: np.ndarray, context: int) -> np.ndarray:
+    """Per sample (rows of samples × genes), the indices of its top `context` expressed genes by
+    score, highest first, lower index first among equals; -1 pads samples with fewer.
+
+    Scores are float (z-scores) or integer (bins); each (score, gene) pair becomes one unique
+    64-bit key, so the selection follows the rule exactly, ties at the cut included.
+    """
+    n_genes = scores.shape[1]
+    score_bits = _ordered_bits(scores).astype(np.uint64)
+    keys = (score_bits << np.uint64(32)) | (
+        np.uint64(0xFFFFFFFF) - np.arange(n_genes, dtype=np.uint64)
+    )
+    keys[~expressed] = 0  # below every expressed gene
+    k = min(context, n_genes)
+    part = np.argpartition(keys, n_genes - k, axis=1)[:, n_genes - k :]
+    chosen = np.take_along_axis(keys, part, axis=1)
+    order = np.argsort(chosen, axis=1)[:, ::-1]
+    genes = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    genes[np.take_along_axis(chosen, order, axis=1) == 0] = -1
+    if k < context:
+        genes = np.pad(genes, ((0, 0), (0, context - k)), constant_values=-1)
+    return genes
+
+
+def within_sample_levels(values: np.ndarray, genes: np.ndarray, levels: int = 100) -> np.ndarray:
+    """Expression level 1..levels of each chosen gene within its sample (rows of samples ×
+    genes): non-zero values rank-binned with "min" ties; 0 for padding. BERT-expression's
+    second channel (levels + 1 classes)."""
+    out = np.zeros(genes.shape, dtype=np.uint8)
+    for s in range(values.shape[0]):
+        row = values[s]
+        nonzero = np.sort(row[row > 0])
+        chosen = genes[s] >= 0
+        if nonzero.size and chosen.any():
+            r = np.searchsorted(nonzero, row[genes[s, chosen]], side="left")
+            out[s, chosen] = 1 + (r * levels) // nonzero.size
+    return out
+
+
+def split(samples: pd.DataFrame, fraction: float, by: str, seed: int) -> np.ndarray:
+    """True for validation samples: whole series (by="series") or single samples (by="sample"),
+    drawn with `seed` until `fraction` of the samples is reached."""
+    rng = np.random.default_rng(seed)
+    target = round(fraction * len(samples))
+    if by == "sample":
+        validation = np.zeros(len(samples), bool)
+        validation[rng.permutation(len(samples))[:target]] = True
+        return validation
+    sizes = samples.groupby("series_id", sort=True).size()
+    chosen, total = [], 0
+    for series in rng.permutation(sizes.index.to_numpy()):
+        if total >= target:
+            break
+        chosen.append(series)
+        total += sizes[series]
+    return samples["series_id"].isin(chosen).to_numpy()
