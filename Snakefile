@@ -10,6 +10,7 @@ include: "rules/simulate.smk"
 include: "rules/sources.smk"
 include: "rules/annotation.smk"
 include: "rules/qc.smk"
+include: "rules/normalize.smk"
 
 
 report: "rules/report/workflow.rst"

@@ -88,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
         ("geo", "geo", "GEO series (NCBI raw counts + series matrix) to an ARCHS4-layout file"),
         ("byo", "byo", "your own counts table and sample sheet to an ARCHS4-layout file"),
         ("annotate", "annotate", "gene, ortholog and label tables"),
+        ("normalize", "normalize", "Binning-By-Gene, the token corpus, binning new samples"),
     ):
         mod = importlib.import_module(f"gexnet.{module}")
         cmd = sub.add_parser(name, help=help_text, description=mod.__doc__)
