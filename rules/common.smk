@@ -137,7 +137,7 @@ def label_inputs(wildcards):
 
 
 def all_targets():
-    targets = expand(results("corpus/{species}_summary.tsv"), species=SPECIES)
+    targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

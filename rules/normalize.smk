@@ -9,7 +9,7 @@ rule corpus:
     output:
         corpus=directory(results("corpus/{species}")),
         summary=report(
-            results("corpus/{species}_summary.tsv"),
+            results("corpus/{species}_corpus.tsv"),
             caption="report/corpus_summary.rst",
             category="Normalization",
             labels={"species": "{species}", "table": "genes and samples in the corpus"},

@@ -3,6 +3,7 @@ demo end to end (ending in the HTML report)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -143,6 +144,12 @@ def test_demo_runs_end_to_end_to_the_report(demo_run: Path):
             == summary.loc["input", "samples"]
         )
         assert summary.loc["fails low_counts", "samples"] == 40
+    # the token corpus, described by its header
+    for species in ("human", "mouse"):
+        header = json.loads((results / "corpus" / species / "corpus.json").read_text())
+        assert header["n_train"] > 0 and header["n_validation"] > 0
+        assert header["arrays"]["tokens_binning"]["shape"][1] == 2048
+    assert "human_corpus.tsv" in html
     # annotation tables built from the installed packages, label counts in the report
     annotation = demo_run / "resources" / "annotation"
     labels = pd.read_parquet(annotation / "labels.parquet")
