@@ -33,10 +33,14 @@ def token_dtype(n_tokens: int) -> np.dtype:
     return np.dtype(np.uint16 if n_tokens <= 2**16 else np.uint32)
 
 
-def _ordered_bits(values: np.ndarray) -> np.ndarray:
-    """float32 → uint32 with the same order (negative numbers included)."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    return np.where(bits & 0x80000000, ~bits, bits | 0x80000000).astype(np.uint32)
+def _ordered_bits(scores: np.ndarray) -> np.ndarray:
+    """Scores → uint64 (below 2^32) with the same order: unsigned integers (bins) as they are,
+    anything else through float32, negative numbers included."""
+    scores = np.asarray(scores)
+    if scores.dtype.kind == "u" and scores.dtype.itemsize <= 4:
+        return scores.astype(np.uint64)
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32)
+    return np.where(bits & 0x80000000, ~bits, bits | 0x80000000).astype(np.uint64)
 
 
 def top_genes(scores: np.ndarray, expressed: np.ndarray, context: int) -> np.ndarray:
@@ -47,17 +51,19 @@ def top_genes(scores: np.ndarray, expressed: np.ndarray, context: int) -> np.nda
     64-bit key, so the selection follows the rule exactly, ties at the cut included.
     """
     n_genes = scores.shape[1]
-    score_bits = _ordered_bits(scores).astype(np.uint64)
-    keys = (score_bits << np.uint64(32)) | (
-        np.uint64(0xFFFFFFFF) - np.arange(n_genes, dtype=np.uint64)
-    )
+    keys = _ordered_bits(scores)
+    keys <<= np.uint64(32)
+    keys |= np.uint64(0xFFFFFFFF) - np.arange(n_genes, dtype=np.uint64)  # ≥ 1: lower gene first
     keys[~expressed] = 0  # below every expressed gene
     k = min(context, n_genes)
-    part = np.argpartition(keys, n_genes - k, axis=1)[:, n_genes - k :]
-    chosen = np.take_along_axis(keys, part, axis=1)
-    order = np.argsort(chosen, axis=1)[:, ::-1]
-    genes = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    genes[np.take_along_axis(chosen, order, axis=1) == 0] = -1
+    if k == 0:
+        return np.full((scores.shape[0], context), -1, np.int64)
+    # select the top k keys (SIMD partition), sort only them; the key holds its gene
+    top = np.partition(keys, n_genes - k, axis=1)[:, n_genes - k :]
+    top.sort(axis=1)
+    top = top[:, ::-1]
+    genes = (np.uint64(0xFFFFFFFF) - (top & np.uint64(0xFFFFFFFF))).astype(np.int64)
+    genes[top == 0] = -1
     if k < context:
         genes = np.pad(genes, ((0, 0), (0, context - k)), constant_values=-1)
     return genes
