@@ -89,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
         ("byo", "byo", "your own counts table and sample sheet to an ARCHS4-layout file"),
         ("annotate", "annotate", "gene, ortholog and label tables"),
         ("normalize", "normalize", "Binning-By-Gene, the token corpus, binning new samples"),
+        ("train", "train", "train a gene language model (one process, torchrun or srun)"),
+        ("embeddings", "embeddings", "export a trained model's gene embeddings"),
     ):
         mod = importlib.import_module(f"gexnet.{module}")
         cmd = sub.add_parser(name, help=help_text, description=mod.__doc__)

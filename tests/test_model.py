@@ -1,0 +1,141 @@
+"""The gene language models against an independent implementation: the transformers library's
+GPT-2 with the same sizes and the same weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gexnet.model import IGNORE, GeneLM, ModelConfig
+from gexnet.tokens import MASK, PAD
+
+transformers = pytest.importorskip("transformers", reason="transformers is in the test extras")
+
+SIZES = {"n_tokens": 97, "context": 32, "hidden": 48, "layers": 3, "heads": 4, "ffn": 80}
+
+
+def gpt2_with_weights_of(model: GeneLM):
+    c = model.config
+    hf = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=c.n_tokens, n_positions=c.context, n_embd=c.hidden, n_layer=c.layers,
+            n_head=c.heads, n_inner=c.ffn, activation_function="gelu", layer_norm_epsilon=1e-5,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        )
+    ).eval()  # fmt: skip
+    ours = model.state_dict()
+    with torch.no_grad():
+        hf.transformer.wte.weight.copy_(ours["wte.weight"])
+        hf.transformer.wpe.weight.copy_(ours["wpe.weight"])
+        hf.transformer.ln_f.weight.copy_(ours["ln_f.weight"])
+        hf.transformer.ln_f.bias.copy_(ours["ln_f.bias"])
+        for i, block in enumerate(hf.transformer.h):
+            p = f"blocks.{i}."
+            pairs = {  # GPT-2's Conv1D stores weights as in × out: ours transposed
+                block.ln_1: ("ln_1", False), block.ln_2: ("ln_2", False),
+                block.attn.c_attn: ("attn.qkv", True), block.attn.c_proj: ("attn.proj", True),
+                block.mlp.c_fc: ("fc", True), block.mlp.c_proj: ("fc_proj", True),
+            }  # fmt: skip
+            for module, (name, transpose) in pairs.items():
+                weight = ours[p + name + ".weight"]
+                module.weight.copy_(weight.T if transpose else weight)
+                module.bias.copy_(ours[p + name + ".bias"])
+    return hf
+
+
+def test_gpt_logits_match_transformers_gpt2():
+    torch.manual_seed(0)
+    model = GeneLM(ModelConfig("gpt", **SIZES)).eval()
+    with torch.no_grad():  # non-trivial LayerNorm parameters and biases
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hf = gpt2_with_weights_of(model)
+    tokens = torch.randint(3, SIZES["n_tokens"], (4, SIZES["context"]))
+    tokens[1, 20:] = PAD  # padding after the genes
+    with torch.no_grad():
+        ours = model(tokens)
+        theirs = hf(tokens).logits
+    assert ours.shape == theirs.shape == (4, SIZES["context"], SIZES["n_tokens"])
+    assert (ours - theirs).abs().max().item() < 1e-4
+    # the head is tied: one tensor
+    assert hf.lm_head.weight.data_ptr() == hf.transformer.wte.weight.data_ptr()
+    assert "lm_head.weight" not in model.state_dict()
+
+
+def test_gpt_is_causal_and_bert_ignores_padding():
+    torch.manual_seed(1)
+    tokens = torch.randint(3, SIZES["n_tokens"], (2, SIZES["context"]))
+    changed = tokens.clone()
+    changed[:, 10:] = torch.randint(3, SIZES["n_tokens"], (2, SIZES["context"] - 10))
+    gpt = GeneLM(ModelConfig("gpt", **SIZES)).eval()
+    with torch.no_grad():
+        assert torch.equal(gpt(tokens)[:, :10], gpt(changed)[:, :10])
+        assert not torch.allclose(gpt(tokens)[:, 10:], gpt(changed)[:, 10:])
+    bert = GeneLM(ModelConfig("bert_genes", **SIZES)).eval()
+    padded = tokens.clone()
+    padded[:, 12:] = PAD
+    with torch.no_grad():
+        before = bert(padded)
+        bert.wte.weight[PAD] += 1.0  # what a pad carries cannot reach the genes...
+        after = bert(padded)
+    genes = slice(PAD + 1, None)  # (the <pad> logit itself moves with the tied head)
+    assert torch.allclose(before[:, :12, genes], after[:, :12, genes], atol=1e-6)
+    assert not torch.allclose(before[:, 12:, genes], after[:, 12:, genes], atol=1e-6)  # ...but is there
+    # and the genes see each other both ways
+    changed = padded.clone()
+    changed[:, 11] = (changed[:, 11] + 1 - 3) % (SIZES["n_tokens"] - 3) + 3
+    with torch.no_grad():
+        assert not torch.allclose(bert(changed)[:, 0], after[:, 0], atol=1e-6)
+
+
+def test_bert_expr_uses_gene_identity_not_rank():
+    torch.manual_seed(2)
+    model = GeneLM(ModelConfig("bert_expr", **SIZES)).eval()
+    tokens = torch.randint(3, SIZES["n_tokens"], (1, 16))
+    levels = torch.randint(1, 101, (1, 16))
+    perm = torch.randperm(16)
+    with torch.no_grad():
+        out = model(tokens, levels)
+        shuffled = model(tokens[:, perm], levels[:, perm])
+    assert out.shape == (1, 16, 101)
+    # no rank position: permuting the (gene, level) pairs permutes the outputs
+    assert torch.allclose(out[:, perm], shuffled, atol=1e-5)
+
+
+@pytest.mark.parametrize("objective", ["gpt", "bert_genes", "bert_expr"])
+def test_loss_is_a_sum_over_targets(objective):
+    torch.manual_seed(3)
+    model = GeneLM(ModelConfig(objective, **SIZES)).eval()
+    tokens = torch.randint(3, SIZES["n_tokens"], (3, SIZES["context"]))
+    levels = torch.randint(1, 101, (3, SIZES["context"]))
+    targets = torch.full_like(tokens, IGNORE)
+    targets[:, ::3] = (levels if objective == "bert_expr" else tokens)[:, ::3]
+    inputs = tokens.clone()
+    if objective == "bert_genes":
+        inputs[:, ::3] = MASK
+    batch = {"tokens": inputs, "levels": levels, "targets": targets}
+    with torch.no_grad():
+        total, count = model.loss(batch)
+        halves = [model.loss({k: v[i : i + 1] for k, v in batch.items()}) for i in range(3)]
+        logits = model(inputs, levels)
+    assert count.item() == (targets != IGNORE).sum().item()
+    assert torch.allclose(total, sum(h[0] for h in halves), rtol=1e-5)
+    picked = targets != IGNORE
+    expected = torch.nn.functional.cross_entropy(logits[picked], targets[picked], reduction="sum")
+    assert torch.allclose(total, expected, rtol=1e-5)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="objective"):
+        ModelConfig("t5", n_tokens=10, context=8)
+    with pytest.raises(ValueError, match="multiple of heads"):
+        ModelConfig("gpt", n_tokens=10, context=8, hidden=10, heads=4)
+
+
+def test_paper_size_is_about_eleven_million_parameters():
+    # hidden 200, 6 layers, 4 heads, FFN 800, context 2,048; ~20k genes (coding) + specials
+    model = GeneLM(ModelConfig("gpt", n_tokens=20_003, context=2048))
+    assert 6_000_000 < model.n_params() < 12_000_000
+    assert model.n_params(embeddings=False) == 6 * (4 * 200 * 200 + 2 * 200 * 800) + 6 * (
+        3 * 200 + 200 + 800 + 200 + 4 * 200
+    ) + 2 * 200

@@ -1,0 +1,245 @@
+"""Training: data parallelism equals one process, a killed run resumes to the same weights,
+checkpoints refuse other settings, and the outputs describe themselves."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gexnet import config, lmdata, normalize, qc
+from gexnet.errors import GexnetError
+from gexnet.io import write_table
+from gexnet.model import IGNORE
+from gexnet.tokens import CLS, MASK, PAD
+
+from .conftest import REPO
+
+MODEL = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "dropout": 0.0}
+GPT = {"objective": "gpt", "normalization": "binning", "species": "human", "biotypes": None}
+
+
+@pytest.fixture(scope="module")
+def corpus(small_compendium, tmp_path_factory) -> Path:
+    """The small simulated human compendium's corpus, context 48."""
+    cfg, files = small_compendium
+    base = tmp_path_factory.mktemp("lm")
+    write_table(qc.sample_qc(files["human_gene"], cfg["qc"], 10**8), base / "qc.parquet")
+    settings = copy.deepcopy({k: cfg[k] for k in ("genes", "normalize", "tokens", "dense")})
+    settings["tokens"]["context"] = 48
+    normalize.normalize(files["human_gene"], base / "qc.parquet", base / "corpus", settings, 10**8, 1)
+    return base / "corpus"
+
+
+def train_settings(**changes) -> dict:
+    settings = config.validate({})["train"]
+    settings.update(max_lr=3e-3, batch_per_device=4, grad_accum=2, epochs=2, checkpoint_every=0)
+    settings.update(changes)
+    return settings
+
+
+def run_train(corpus, out, checkpoints, experiment=GPT, processes=1, settings=None, seed=3,
+              wait=True):  # fmt: skip
+    """`gexnet train` as the rule runs it: torchrun with `processes` CPU processes."""
+    args = [
+        "--corpus", str(corpus), "--experiment", json.dumps(experiment),
+        "--model", json.dumps(MODEL), "--train", json.dumps(settings or train_settings()),
+        "--seed", str(seed), "--threads", str(processes), "--out", str(out),
+        "--checkpoints", str(checkpoints),
+    ]  # fmt: skip
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={processes}", "-m", "gexnet", "train"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO / "workflow_scripts"), OMP_NUM_THREADS="1")
+    log = Path(str(out) + f".{time.monotonic_ns()}.log")
+    with open(log, "w") as sink:  # a file, not a pipe: a full pipe would stall the trainer
+        proc = subprocess.Popen(launcher + args, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    proc.log = log
+    if not wait:
+        return proc
+    proc.wait(timeout=600)
+    output = log.read_text()
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "model.safetensors"))
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_steps_cover_an_epoch_once_and_split_by_rank(corpus):
+    c = lmdata.Corpus(corpus, "binning")
+    g = 8
+    steps = lmdata.steps_per_epoch(c.n_train, g)
+    rows = np.concatenate([lmdata.step_rows(c.n_train, g, 1, 0, s) for s in range(steps)])
+    assert len(np.unique(rows)) == len(rows) == steps * g and rows.max() < c.n_train
+    step = lmdata.step_rows(c.n_train, g, 1, 0, 0)
+    for world, accum in ((1, 2), (2, 1), (2, 2)):
+        parts = [lmdata.micro_batches(step, r, world, accum) for r in range(world)]
+        assert sorted(np.concatenate(sum(parts, [])).tolist()) == sorted(step.tolist())
+    assert not np.array_equal(step, lmdata.step_rows(c.n_train, g, 1, 1, 0)), "new epoch order"
+
+
+def test_gpt_batch_predicts_every_gene(corpus):
+    c = lmdata.Corpus(corpus, "binning")
+    rows = np.array([0, 5, 9])
+    batch = lmdata.make_batch(c, "gpt", rows, seed=1, epoch=0)
+    tokens = np.asarray(c.tokens[rows], dtype=np.int64)
+    assert (batch["tokens"][:, 0] == CLS).all()
+    assert (batch["tokens"][:, 1:].numpy() == tokens[:, :-1]).all()
+    assert (batch["targets"].numpy() == np.where(tokens == PAD, IGNORE, tokens)).all()
+
+
+@pytest.mark.parametrize("objective", ["bert_genes", "bert_expr"])
+def test_bert_masks_depend_on_the_sample_not_the_batch(corpus, objective):
+    c = lmdata.Corpus(corpus, "binning")
+    rows = np.arange(40)
+    whole = lmdata.make_batch(c, objective, rows, seed=1, epoch=0)
+    part = lmdata.make_batch(c, objective, rows[[7, 3]], seed=1, epoch=0)
+    for key in whole:
+        assert torch.equal(whole[key][[7, 3]], part[key])
+    tokens, levels = c.sequences(rows)
+    chosen = whole["targets"] != IGNORE
+    share = chosen.sum().item() / (tokens != PAD).sum()
+    assert 0.10 < share < 0.20, share
+    assert not (chosen & torch.from_numpy(tokens == PAD)).any()
+    inputs = whole["levels"] if objective == "bert_expr" else whole["tokens"]
+    masked_value = c.n_levels + 1 if objective == "bert_expr" else MASK
+    masked = (inputs == masked_value)[chosen].float().mean().item()
+    assert 0.7 < masked < 0.9, masked
+    other = lmdata.make_batch(c, objective, rows, seed=1, epoch=1)
+    assert not torch.equal(other["targets"], whole["targets"]), "new masks each epoch"
+
+
+def test_biotype_filter_keeps_order_and_renumbers(corpus):
+    full = lmdata.Corpus(corpus, "binning")
+    coding = lmdata.Corpus(corpus, "binning", biotypes=["protein_coding"])
+    assert coding.n_tokens < full.n_tokens
+    assert (coding.vocabulary["biotype"].iloc[3:] == "protein_coding").all()
+    rows = np.arange(20)
+    a, _ = full.sequences(rows)
+    b, _ = coding.sequences(rows)
+    ids_a = full.vocabulary.set_index("token_id")["gene_id"]
+    ids_b = coding.vocabulary.set_index("token_id")["gene_id"]
+    biotype = full.vocabulary.set_index("token_id")["biotype"]
+    for i in range(len(rows)):
+        expected = [ids_a[t] for t in a[i] if t != PAD and biotype[t] == "protein_coding"]
+        assert [ids_b[t] for t in b[i] if t != PAD] == expected
+        assert (b[i][len(expected) :] == PAD).all()
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(corpus, tmp_path):
+    # one process: 4 × 2 accumulation × 1 = 8 a step; two processes: 2 × 2 × 2 = 8 a step
+    run_train(corpus, tmp_path / "one", tmp_path / "ck1", settings=train_settings(max_steps=6))
+    two = train_settings(max_steps=6, batch_per_device=2)
+    run_train(corpus, tmp_path / "two", tmp_path / "ck2", processes=2, settings=two)
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    start = GPT_INIT(corpus, seed=3)
+    assert a.keys() == b.keys()
+    moved = max((a[k] - start[k]).abs().max().item() for k in a)
+    differ = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert moved > 1e-3, "training changed the weights"
+    assert differ < 1e-5 * max(1.0, moved) + 1e-6, (differ, moved)
+    la = pd.read_csv(tmp_path / "one" / "metrics.tsv", sep="\t")["loss"]
+    lb = pd.read_csv(tmp_path / "two" / "metrics.tsv", sep="\t")["loss"]
+    np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+
+def GPT_INIT(corpus, seed):  # noqa: N802 - the weights before any step
+    from gexnet.model import GeneLM, ModelConfig
+
+    c = lmdata.Corpus(corpus, "binning")
+    torch.manual_seed(seed)
+    return GeneLM(ModelConfig("gpt", c.n_tokens, c.context, **MODEL)).state_dict()
+
+
+def test_killed_run_resumes_to_identical_weights(corpus, tmp_path):
+    # long enough (hundreds of steps) to be killed soon after its first checkpoints
+    settings = train_settings(epochs=20, checkpoint_every=5)
+    experiment = dict(GPT, objective="bert_genes")
+    run_train(corpus, tmp_path / "full", tmp_path / "ck_full", experiment, settings=settings)
+    per_epoch = lmdata.steps_per_epoch(lmdata.Corpus(corpus, "binning").n_train, 8)
+    total = 20 * per_epoch
+    assert total > 100
+    proc = run_train(corpus, tmp_path / "cut", tmp_path / "ck_cut", experiment, settings=settings,
+                     wait=False)  # fmt: skip
+    ck = tmp_path / "ck_cut"
+    deadline = time.time() + 300
+    while not any(ck.glob("step-*.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its worker, as when a node dies
+    proc.wait()
+    saved = sorted(ck.glob("step-*.pt"))
+    assert saved, "a checkpoint was written before the kill"
+    step = int(saved[-1].stem.split("-")[1])
+    assert step < total and not (tmp_path / "cut" / "model.safetensors").exists()
+    output = run_train(corpus, tmp_path / "cut", ck, experiment, settings=settings)
+    assert f"step {step}" in output or "resumed" in output
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+    full = pd.read_csv(tmp_path / "full" / "metrics.tsv", sep="\t")
+    cut = pd.read_csv(tmp_path / "cut" / "metrics.tsv", sep="\t")
+    assert cut["step"].tolist() == list(range(1, total + 1))
+    np.testing.assert_array_equal(full["loss"], cut["loss"])
+
+
+def test_sigterm_checkpoints_and_a_rerun_finishes(corpus, tmp_path):
+    settings = train_settings(epochs=40, checkpoint_every=0)
+    proc = run_train(corpus, tmp_path / "out", tmp_path / "ck", settings=settings, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and "epoch 1:" not in proc.log.read_text():
+        time.sleep(0.05)  # the first epoch is done: training is under way
+    proc.send_signal(signal.SIGTERM)  # torchrun passes it on to its worker
+    proc.wait(timeout=300)
+    output = proc.log.read_text()
+    assert proc.returncode != 0, output[-2000:]
+    saved = sorted((tmp_path / "ck").glob("step-*.pt"))
+    assert saved, output[-2000:]
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    # a rerun with other settings is refused, naming what changed
+    other = dict(settings, max_lr=1e-3, max_steps=int(saved[-1].stem.split("-")[1]) + 2)
+    with pytest.raises(AssertionError, match="max_lr"):
+        run_train(corpus, tmp_path / "out", tmp_path / "ck", settings=other)
+
+
+def test_outputs_and_falling_validation_loss(corpus, tmp_path):
+    settings = train_settings(epochs=4)
+    experiment = dict(GPT, objective="bert_expr")
+    run_train(corpus, tmp_path / "out", tmp_path / "ck", experiment, settings=settings)
+    description = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert description["model"]["objective"] == "bert_expr"
+    assert description["experiment"] == experiment
+    validation = pd.read_csv(tmp_path / "out" / "validation.tsv", sep="\t")
+    assert len(validation) == 4
+    assert validation["validation_loss"].iloc[-1] < validation["validation_loss"].iloc[0]
+    steps = pd.read_csv(tmp_path / "out" / "metrics.tsv", sep="\t")
+    assert list(steps.columns) == ["step", "epoch", "loss", "lr", "tokens_per_s", "mfu"]
+    assert steps["lr"].max() <= 3e-3 * (1 + 1e-9) and steps["tokens_per_s"].gt(0).all()
+    # OneCycle: rising, then falling to far below the peak
+    assert steps["lr"].idxmax() not in (0, len(steps) - 1)
+    assert steps["lr"].iloc[-1] < 0.01 * steps["lr"].max()
+
+
+def test_too_small_corpus_is_a_clear_error(corpus, tmp_path):
+    from gexnet.train import train
+
+    with pytest.raises(GexnetError, match="fewer than one step"):
+        train(corpus, GPT, MODEL, train_settings(batch_per_device=100_000), 1, tmp_path / "o",
+              tmp_path / "c")  # fmt: skip

@@ -1,0 +1,74 @@
+"""Gene embeddings of a trained model: its token-embedding rows, special tokens left out.
+
+Two files: Parquet (gene_id, symbol, biotype, then one float column per dimension, dim_1..dim_d)
+and word2vec text (a header line `genes dimensions`, then `gene v1 … vd` a line; the gene named
+by its symbol, or its Ensembl ID where the symbol is empty or shared), which gensim's
+`KeyedVectors.load_word2vec_format` and most embedding tools read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gexnet.io import atomic_path, write_table
+from gexnet.tokens import FIRST_GENE_TOKEN
+
+
+def gene_embeddings(model_dir: str | Path) -> pd.DataFrame:
+    """gene_id, symbol, biotype, dim_1..dim_d of a training output directory."""
+    from gexnet.train import load_model
+
+    model, description = load_model(model_dir)
+    vocabulary = pd.read_csv(
+        Path(model_dir) / description["vocabulary"], sep="\t", keep_default_na=False
+    )
+    genes = vocabulary.iloc[FIRST_GENE_TOKEN:].reset_index(drop=True)
+    vectors = model.gene_embeddings().numpy()
+    if len(genes) != len(vectors):
+        raise ValueError(f"{model_dir}: {len(vectors)} embeddings for {len(genes)} genes")
+    table = genes[["gene_id", "symbol", "biotype"]].copy()
+    dims = pd.DataFrame(vectors, columns=[f"dim_{i + 1}" for i in range(vectors.shape[1])])
+    return pd.concat([table, dims], axis=1)
+
+
+def word2vec_names(table: pd.DataFrame) -> pd.Series:
+    """The symbol where it names one gene, else the Ensembl ID."""
+    symbol = table["symbol"]
+    unique = (symbol != "") & ~symbol.duplicated(keep=False)
+    return symbol.where(unique, table["gene_id"])
+
+
+def write_word2vec(table: pd.DataFrame, path: str | Path) -> None:
+    vectors = table.filter(regex=r"^dim_\d+$").to_numpy(np.float32)
+    names = word2vec_names(table)
+    with atomic_path(path) as tmp, open(tmp, "w") as out:
+        out.write(f"{len(table)} {vectors.shape[1]}\n")
+        for name, vector in zip(names, vectors, strict=True):
+            out.write(name + " " + " ".join(f"{v:.6g}" for v in vector) + "\n")
+
+
+def read_word2vec(path: str | Path) -> pd.DataFrame:
+    """gene (index) × dim_1..dim_d from a word2vec text file."""
+    with open(path) as f:
+        n, d = (int(x) for x in f.readline().split())
+        rows = [line.rstrip("\n").split(" ") for line in f]
+    if len(rows) != n or any(len(r) != d + 1 for r in rows):
+        raise ValueError(f"{path}: header says {n} × {d}, body disagrees")
+    index = [r[0] for r in rows]
+    values = np.array([r[1:] for r in rows], dtype=np.float32)
+    return pd.DataFrame(values, index=index, columns=[f"dim_{i + 1}" for i in range(d)])
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", type=Path, help="a training output directory (model.json)")
+    parser.add_argument("--parquet", type=Path, required=True)
+    parser.add_argument("--word2vec", type=Path, required=True)
+
+
+def run(args) -> None:
+    table = gene_embeddings(args.model)
+    write_table(table, args.parquet)
+    write_word2vec(table, args.word2vec)
