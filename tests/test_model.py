@@ -80,7 +80,9 @@ def test_gpt_is_causal_and_bert_ignores_padding():
         after = bert(padded)
     genes = slice(PAD + 1, None)  # (the <pad> logit itself moves with the tied head)
     assert torch.allclose(before[:, :12, genes], after[:, :12, genes], atol=1e-6)
-    assert not torch.allclose(before[:, 12:, genes], after[:, 12:, genes], atol=1e-6)  # ...but is there
+    assert not torch.allclose(
+        before[:, 12:, genes], after[:, 12:, genes], atol=1e-6
+    )  # ...but is there
     # and the genes see each other both ways
     changed = padded.clone()
     changed[:, 11] = (changed[:, 11] + 1 - 3) % (SIZES["n_tokens"] - 3) + 3
@@ -136,6 +138,7 @@ def test_paper_size_is_about_eleven_million_parameters():
     # hidden 200, 6 layers, 4 heads, FFN 800, context 2,048; ~20k genes (coding) + specials
     model = GeneLM(ModelConfig("gpt", n_tokens=20_003, context=2048))
     assert 6_000_000 < model.n_params() < 12_000_000
-    assert model.n_params(embeddings=False) == 6 * (4 * 200 * 200 + 2 * 200 * 800) + 6 * (
-        3 * 200 + 200 + 800 + 200 + 4 * 200
-    ) + 2 * 200
+    assert (
+        model.n_params(embeddings=False)
+        == 6 * (4 * 200 * 200 + 2 * 200 * 800) + 6 * (3 * 200 + 200 + 800 + 200 + 4 * 200) + 2 * 200
+    )

@@ -38,7 +38,9 @@ def corpus(small_compendium, tmp_path_factory) -> Path:
     write_table(qc.sample_qc(files["human_gene"], cfg["qc"], 10**8), base / "qc.parquet")
     settings = copy.deepcopy({k: cfg[k] for k in ("genes", "normalize", "tokens", "dense")})
     settings["tokens"]["context"] = 48
-    normalize.normalize(files["human_gene"], base / "qc.parquet", base / "corpus", settings, 10**8, 1)
+    normalize.normalize(
+        files["human_gene"], base / "qc.parquet", base / "corpus", settings, 10**8, 1
+    )
     return base / "corpus"
 
 
@@ -90,7 +92,9 @@ def test_steps_cover_an_epoch_once_and_split_by_rank(corpus):
     step = lmdata.step_rows(c.n_train, g, 1, 0, 0)
     for world, accum in ((1, 2), (2, 1), (2, 2)):
         parts = [lmdata.micro_batches(step, r, world, accum) for r in range(world)]
-        assert sorted(np.concatenate(sum(parts, [])).tolist()) == sorted(step.tolist())
+        assert sorted(np.concatenate([m for part in parts for m in part]).tolist()) == sorted(
+            step.tolist()
+        )
     assert not np.array_equal(step, lmdata.step_rows(c.n_train, g, 1, 1, 0)), "new epoch order"
 
 
@@ -112,7 +116,7 @@ def test_bert_masks_depend_on_the_sample_not_the_batch(corpus, objective):
     part = lmdata.make_batch(c, objective, rows[[7, 3]], seed=1, epoch=0)
     for key in whole:
         assert torch.equal(whole[key][[7, 3]], part[key])
-    tokens, levels = c.sequences(rows)
+    tokens, _ = c.sequences(rows)
     chosen = whole["targets"] != IGNORE
     share = chosen.sum().item() / (tokens != PAD).sum()
     assert 0.10 < share < 0.20, share
@@ -151,7 +155,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(corpus, tmp_path):
     two = train_settings(max_steps=6, batch_per_device=2)
     run_train(corpus, tmp_path / "two", tmp_path / "ck2", processes=2, settings=two)
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
-    start = GPT_INIT(corpus, seed=3)
+    start = initial_weights(corpus, seed=3)
     assert a.keys() == b.keys()
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
     differ = max((a[k] - b[k]).abs().max().item() for k in a)
@@ -162,7 +166,8 @@ def test_two_processes_equal_one_with_the_same_global_batch(corpus, tmp_path):
     np.testing.assert_allclose(la, lb, rtol=1e-5)
 
 
-def GPT_INIT(corpus, seed):  # noqa: N802 - the weights before any step
+def initial_weights(corpus, seed):
+    """The GPT's weights before any step."""
     from gexnet.model import GeneLM, ModelConfig
 
     c = lmdata.Corpus(corpus, "binning")

@@ -48,7 +48,9 @@ class Corpus:
         )
         self.remap = None
         if biotypes:
-            keep = (vocabulary["token_id"] < FIRST_GENE_TOKEN) | vocabulary["biotype"].isin(biotypes)
+            keep = (vocabulary["token_id"] < FIRST_GENE_TOKEN) | vocabulary["biotype"].isin(
+                biotypes
+            )
             if not keep[FIRST_GENE_TOKEN:].any():
                 raise GexnetError(f"{header_path}: no gene of biotypes {list(biotypes)}")
             self.remap = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
@@ -67,7 +69,9 @@ class Corpus:
             mapped = self.remap[tokens]
             kept = mapped >= 0
             shift = np.argsort(~kept, axis=1, kind="stable")  # kept positions first, in order
-            tokens = np.where(np.take_along_axis(kept, shift, 1), np.take_along_axis(mapped, shift, 1), PAD)
+            tokens = np.where(
+                np.take_along_axis(kept, shift, 1), np.take_along_axis(mapped, shift, 1), PAD
+            )
             levels = np.where(tokens != PAD, np.take_along_axis(levels, shift, 1), 0)
         return tokens, levels
 

@@ -166,9 +166,11 @@ class GeneLM(nn.Module):
         """Training FLOPs per token (forward + backward): 6 per weight plus attention's
         12 · layers · hidden · context (the PaLM appendix estimate)."""
         c = self.config
-        return 6 * self.n_params(embeddings=False) + 6 * c.n_tokens * c.hidden * (
-            c.objective != "bert_expr"
-        ) + 12 * c.layers * c.hidden * c.context
+        return (
+            6 * self.n_params(embeddings=False)
+            + 6 * c.n_tokens * c.hidden * (c.objective != "bert_expr")
+            + 12 * c.layers * c.hidden * c.context
+        )
 
     def gene_embeddings(self) -> torch.Tensor:
         """The token-embedding rows of the genes (special tokens left out)."""

@@ -160,7 +160,7 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         model.train()
         for m, micro_batch in enumerate(micro):
             sync = world == 1 or m == accum - 1
-            with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
+            with contextlib.nullcontext() if sync else loss_module.no_sync(), autocast:
                 loss_sum, _ = loss_module(micro_batch)
             # DDP averages gradients over processes: scale back to a sum, divide by all targets
             (loss_sum * world / targets.clamp(min=1)).backward()
@@ -193,7 +193,9 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
             metrics.flush()
         if stopping:
             progress.close()
-            log.warning("stopped by signal %s at step %d: checkpoint written", stop.signum, step + 1)
+            log.warning(
+                "stopped by signal %s at step %d: checkpoint written", stop.signum, step + 1
+            )
             raise SystemExit(128 + (stop.signum or signal.SIGTERM))
     progress.close()
     metrics.flush()
