@@ -11,6 +11,7 @@ include: "rules/sources.smk"
 include: "rules/annotation.smk"
 include: "rules/qc.smk"
 include: "rules/normalize.smk"
+include: "rules/train.smk"
 
 
 report: "rules/report/workflow.rst"

@@ -1,5 +1,6 @@
 # Config validation, paths and helpers shared by every rule file.
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -136,8 +137,50 @@ def label_inputs(wildcards):
     return files
 
 
+def experiment(wildcards):
+    """The config of one gene language model experiment, its species checked."""
+    settings = config["experiments"][wildcards.experiment]
+    if settings["species"] not in SPECIES:
+        raise WorkflowError(
+            f"experiments.{wildcards.experiment}.species: {settings['species']} is not among "
+            f"species {SPECIES}"
+        )
+    return settings
+
+
+def train_launcher():
+    """How training starts: torchrun on one node (GPUs, or CPU processes with gloo), one srun
+    task per GPU across nodes (rank and world size from Slurm's variables)."""
+    t = config["train"]
+    if t["gpus"] > 0 and t["nodes"] > 1:
+        return "srun --kill-on-bad-exit=1 python"
+    processes = t["gpus"] or t["cpu_processes"]
+    return f"python -m torch.distributed.run --standalone --nproc_per_node {processes}"
+
+
+def train_threads():
+    t = config["train"]
+    return 8 * t["gpus"] if t["gpus"] else t["cpu_processes"]
+
+
+def train_resources():
+    """Slurm resources of a training job: GPUs (the job's total), nodes and tasks."""
+    t = config["train"]
+    resources = {
+        "mem_mb": lambda wildcards, attempt: t["mem_mb"] * attempt,
+        "runtime": t["runtime_minutes"],
+    }
+    if t["gpus"]:
+        resources["gpu"] = t["gpus"] * t["nodes"]
+        if t["nodes"] > 1:
+            resources["nodes"] = t["nodes"]
+            resources["tasks"] = t["gpus"] * t["nodes"]
+    return resources
+
+
 def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
+    targets += expand(results("embeddings/{experiment}.parquet"), experiment=config["experiments"])
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

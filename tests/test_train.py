@@ -248,3 +248,27 @@ def test_too_small_corpus_is_a_clear_error(corpus, tmp_path):
     with pytest.raises(GexnetError, match="fewer than one step"):
         train(corpus, GPT, MODEL, train_settings(batch_per_device=100_000), 1, tmp_path / "o",
               tmp_path / "c")  # fmt: skip
+
+
+def test_embedding_export(corpus, tmp_path):
+    from gexnet import embeddings
+    from gexnet.train import load_model
+
+    run_train(corpus, tmp_path / "out", tmp_path / "ck", settings=train_settings(max_steps=3))
+    table = embeddings.gene_embeddings(tmp_path / "out")
+    vocabulary = lmdata.Corpus(corpus, "binning").vocabulary.iloc[3:]
+    assert table["gene_id"].tolist() == vocabulary["gene_id"].tolist()
+    assert list(table.columns[:3]) == ["gene_id", "symbol", "biotype"]
+    assert list(table.columns[3:]) == [f"dim_{i}" for i in range(1, MODEL["hidden"] + 1)]
+    model, _ = load_model(tmp_path / "out")
+    assert np.array_equal(table.iloc[:, 3:].to_numpy(np.float32), model.wte.weight[3:].detach())
+    table.loc[1, "symbol"] = table.loc[0, "symbol"]  # a shared symbol: both go by Ensembl ID
+    table.loc[2, "symbol"] = ""
+    embeddings.write_word2vec(table, tmp_path / "e.txt")
+    lines = (tmp_path / "e.txt").read_text().splitlines()
+    assert lines[0] == f"{len(table)} {MODEL['hidden']}"
+    back = embeddings.read_word2vec(tmp_path / "e.txt")
+    names = back.index.tolist()
+    assert names[:3] == table["gene_id"].iloc[:3].tolist() and len(set(names)) == len(names)
+    assert names[3:] == table["symbol"].iloc[3:].tolist()
+    np.testing.assert_allclose(back.to_numpy(), table.iloc[:, 3:].to_numpy(), rtol=1e-5)

@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -124,10 +125,28 @@ def test_conda_env_has_every_dependency():
     env = yaml.safe_load((REPO / "envs" / "gexnet.yaml").read_text())["dependencies"]
     names = {re.split(r"[<>=\s]", d)[0] for d in env if isinstance(d, str)}
     names |= {re.split(r"[<>=\s]", d)[0] for d in env if isinstance(d, dict) for d in d["pip"]}
-    conda_names = {"matplotlib": "matplotlib-base"}
+    conda_names = {"matplotlib": "matplotlib-base", "torch": "pytorch-gpu"}
     for dep in project["dependencies"]:
         name = re.split(r"[<>=\s\[]", dep)[0]
         assert conda_names.get(name, name) in names, name
+
+
+def program_accuracy(workdir: Path, embeddings: Path) -> tuple[float, float]:
+    """5-fold accuracy of a logistic regression predicting each program member's planted
+    program from its embedding, and the same with the embeddings shuffled across genes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    truth = pd.read_parquet(workdir / "resources" / "demo" / "truth" / "programs.parquet")
+    truth = truth[(truth["species"] == "human") & truth["program"].notna()]
+    table = pd.read_parquet(embeddings).merge(truth[["gene_id", "program"]], on="gene_id")
+    x, y = table.filter(regex=r"^dim_\d+$").to_numpy(), table["program"].astype(str).to_numpy()
+    assert len(table) > 1000 and len(set(y)) == 12
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    model = LogisticRegression(max_iter=3000)
+    accuracy = cross_val_score(model, x, y, cv=folds).mean()
+    shuffled = x[np.random.default_rng(0).permutation(len(x))]
+    return accuracy, cross_val_score(model, shuffled, y, cv=folds).mean()
 
 
 @pytest.mark.e2e
@@ -148,8 +167,16 @@ def test_demo_runs_end_to_end_to_the_report(demo_run: Path):
     for species in ("human", "mouse"):
         header = json.loads((results / "corpus" / species / "corpus.json").read_text())
         assert header["n_train"] > 0 and header["n_validation"] > 0
-        assert header["arrays"]["tokens_binning"]["shape"][1] == 2048
+        assert header["arrays"]["tokens_binning"]["shape"][1] == 128  # the demo's context
     assert "human_corpus.tsv" in html
+    # the gene language models: falling validation loss, embeddings that know the programs
+    for name in ("gpt_binning", "bert_genes_binning"):
+        validation = pd.read_csv(results / "models" / name / "validation.tsv", sep="\t")
+        assert len(validation) == 3
+        assert validation["validation_loss"].is_monotonic_decreasing, validation
+        accuracy, control = program_accuracy(demo_run, results / "embeddings" / f"{name}.parquet")
+        assert accuracy > 0.8 and accuracy > control + 0.5, (name, accuracy, control)
+    assert "validation.tsv" in html
     # annotation tables built from the installed packages, label counts in the report
     annotation = demo_run / "resources" / "annotation"
     labels = pd.read_parquet(annotation / "labels.parquet")

@@ -121,6 +121,9 @@ class GeneLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (batch × positions × classes) for input tokens (and levels for bert_expr)."""
+        return self.head_logits(self.hidden_states(tokens, levels))
+
+    def hidden_states(self, tokens: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
         c = self.config
         if c.objective == "bert_expr":
             x = self.wte(tokens) + self.wle(levels)
@@ -136,8 +139,10 @@ class GeneLM(nn.Module):
             key_mask = keep[:, None, None, :]
         for block in self.blocks:
             x = block(x, causal, key_mask)
-        x = self.ln_f(x)
-        if c.objective == "bert_expr":
+        return self.ln_f(x)
+
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.objective == "bert_expr":
             return self.head(x)
         return x @ self.wte.weight.T  # tied LM head
 
@@ -145,14 +150,15 @@ class GeneLM(nn.Module):
         """(sum of the token losses, number of targets) of a batch from `gexnet.lmdata`.
 
         Sums, not means: a step's loss is the sum over its micro-batches and ranks divided by
-        the step's target count, so accumulation and data parallelism leave it unchanged.
+        the step's target count, so accumulation and data parallelism leave it unchanged. The
+        head runs at target positions only (BERT: 15% of them; the vocabulary-wide head is
+        most of a small model's cost).
         """
-        logits = self(batch["tokens"], batch.get("levels"))
         targets = batch["targets"]
-        total = F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum"
-        )
-        return total, (targets != IGNORE).sum()
+        picked = targets != IGNORE
+        x = self.hidden_states(batch["tokens"], batch.get("levels"))[picked]
+        total = F.cross_entropy(self.head_logits(x).float(), targets[picked], reduction="sum")
+        return total, picked.sum()
 
     def n_params(self, embeddings: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -1,0 +1,61 @@
+# Gene language models: one target per experiment (config `experiments`), trained on its
+# species' corpus; then its gene embeddings. Checkpoints live outside the declared outputs, so
+# a failed, killed or preempted job resumes when it is run again.
+
+
+wildcard_constraints:
+    experiment="|".join(map(re.escape, config["experiments"])) or "(?!)",
+
+
+rule train_gene_lm:
+    input:
+        corpus=lambda wildcards: results(f"corpus/{experiment(wildcards)['species']}"),
+    output:
+        weights=results("models/{experiment}/model.safetensors"),
+        description=results("models/{experiment}/model.json"),
+        vocabulary=results("models/{experiment}/vocabulary.tsv"),
+        metrics=results("models/{experiment}/metrics.tsv"),
+        validation=report(
+            results("models/{experiment}/validation.tsv"),
+            caption="report/validation_loss.rst",
+            category="Gene language models",
+            labels={"experiment": "{experiment}", "table": "validation loss by epoch"},
+        ),
+    log:
+        logs("train_{experiment}"),
+    benchmark:
+        benchmarks("train_{experiment}")
+    conda:
+        "../envs/gexnet.yaml"
+    threads: train_threads()
+    resources:
+        **train_resources(),
+    params:
+        launcher=train_launcher(),
+        experiment=lambda wildcards: as_json(experiment(wildcards)),
+        model=as_json(config["model"]),
+        train=as_json(config["train"]),
+        seed=config["seed"],
+        checkpoints=lambda wildcards: results(f"checkpoints/{wildcards.experiment}"),
+    shell:
+        "{params.launcher} -m gexnet train --corpus {input.corpus}"
+        " --experiment {params.experiment} --model {params.model} --train {params.train}"
+        " --seed {params.seed} --threads {threads} --checkpoints {params.checkpoints}"
+        " --out $(dirname {output.weights}) > {log} 2>&1"
+
+
+rule gene_embeddings:
+    input:
+        weights=results("models/{experiment}/model.safetensors"),
+        description=results("models/{experiment}/model.json"),
+        vocabulary=results("models/{experiment}/vocabulary.tsv"),
+    output:
+        parquet=results("embeddings/{experiment}.parquet"),
+        word2vec=results("embeddings/{experiment}.w2v.txt"),
+    log:
+        logs("embeddings_{experiment}"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet embeddings $(dirname {input.weights})"
+        " --parquet {output.parquet} --word2vec {output.word2vec} > {log} 2>&1"
