@@ -1,0 +1,151 @@
+"""Label matrices, baseline embeddings, the comparison and the lncRNA transfer."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gexnet import classify, normalize, qc
+from gexnet.errors import GexnetError
+from gexnet.io import write_table
+
+SETTINGS = {"min_genes": 3, "max_genes": 6, "folds": 3, "C": 1.0, "sources": None,
+            "train_biotypes": ["protein_coding"]}  # fmt: skip
+
+
+def genes_table(n: int = 30) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"gene_id": [f"G{i:03d}" for i in range(n)], "symbol": [f"S{i}" for i in range(n)],
+         "biotype": ["protein_coding"] * (n - 5) + ["lncRNA"] * 5}
+    )  # fmt: skip
+
+
+def labels_table() -> pd.DataFrame:
+    rows = []
+    terms = {
+        ("A", "a1"): range(0, 4), ("A", "a2"): range(4, 8), ("A", "a_small"): [0, 1],
+        ("A", "a_big"): range(0, 10), ("B", "b1"): [10, 11, 12, 40, 41],  # 40, 41 not in genes
+        ("B", "b_gone"): [50, 51, 52],  # no gene in the embedding
+    }  # fmt: skip
+    for (source, term), members in terms.items():
+        rows += [(source, term, f"name {term}", f"G{g:03d}") for g in members]
+    rows.append(("A", "a1", "name a1", "G000"))  # a duplicate row counts once
+    return pd.DataFrame(rows, columns=["source", "term_id", "term_name", "gene_id"])
+
+
+def test_label_matrix_positives_negatives_and_counts():
+    genes = genes_table()
+    matrix, counts = classify.label_matrix(labels_table(), genes, 3, 6)
+    assert matrix.labels["label"].tolist() == ["A:a1", "A:a2", "B:b1"]
+    assert matrix.labels["n_pos"].tolist() == [4, 4, 3]
+    # negatives: genes annotated in the same source (A: genes 0..9; B: 10..12), not positive
+    assert matrix.labels["n_neg"].tolist() == [6, 6, 0]
+    a1 = matrix.positive[:, 0]
+    assert np.flatnonzero(a1).tolist() == [0, 1, 2, 3]
+    assert np.flatnonzero(matrix.valid[:, 0]).tolist() == list(range(10))
+    assert np.flatnonzero(matrix.valid[:, 2]).tolist() == [10, 11, 12]
+    got = counts.set_index(["source", "what"])["count"]
+    assert got["A", "terms in the labels table"] == 4 and got["A", "kept"] == 2
+    assert got["A", "dropped: fewer than 3 genes in the embedding"] == 1
+    assert got["A", "dropped: more than 6 genes"] == 1
+    assert got["B", "dropped: fewer than 3 genes in the embedding"] == 1  # b_gone: 0 genes
+    assert got["B", "genes annotated (in the embedding)"] == 3
+    for source in ("A", "B"):  # every term accounted for
+        dropped = sum(v for (s, w), v in got.items() if s == source and w.startswith("dropped"))
+        assert dropped + got[source, "kept"] == got[source, "terms in the labels table"]
+
+
+def test_label_matrix_errors():
+    with pytest.raises(GexnetError, match="no label has"):
+        classify.label_matrix(labels_table(), genes_table(), 20, 30)
+    with pytest.raises(GexnetError, match=r"classifiers\.sources"):
+        classify.label_matrix(labels_table(), genes_table(), 3, 6, sources=["HPO"])
+    with pytest.raises(GexnetError, match="lacks columns"):
+        classify.label_matrix(labels_table().drop(columns="term_name"), genes_table(), 3, 6)
+
+
+def test_planted_labels_from_the_truth_table():
+    programs = pd.DataFrame(
+        {"species": ["human", "human", "mouse", "human"], "gene_id": ["G1", "G2", "M1", "G3"],
+         "program": ["program_0", None, "program_0", "program_1"]}
+    )  # fmt: skip
+    labels = classify.planted_labels(programs)
+    assert labels["gene_id"].tolist() == ["G1", "G3"]
+    assert set(labels["source"]) == {classify.PLANTED_SOURCE}
+
+
+def write_embedding(path, genes, vectors):
+    write_table(classify.embedding_table(genes, vectors), path)
+
+
+def test_shuffled_and_random_baselines_keep_genes(tmp_path):
+    genes = genes_table()
+    vectors = np.random.default_rng(0).standard_normal((30, 8)).astype(np.float32)
+    write_embedding(tmp_path / "e.parquet", genes, vectors)
+    shuffled = classify.shuffled_embedding(tmp_path / "e.parquet", 1)
+    assert shuffled["gene_id"].tolist() == genes["gene_id"].tolist()
+    sv = shuffled.filter(regex="^dim_").to_numpy()
+    assert not np.array_equal(sv, vectors)
+    assert sorted(map(tuple, sv)) == sorted(map(tuple, vectors))  # the same vectors, dealt anew
+    rand = classify.random_embedding(tmp_path / "e.parquet", 1).filter(regex="^dim_").to_numpy()
+    assert rand.shape == vectors.shape and abs(rand.std() - 1) < 0.2
+
+
+def test_read_embedding_rejects_bad_files(tmp_path):
+    write_table(pd.DataFrame({"gene_id": ["a"], "x": [1.0]}), tmp_path / "bad.parquet")
+    with pytest.raises(GexnetError, match="dim_1"):
+        classify.read_embedding(tmp_path / "bad.parquet")
+    write_embedding(tmp_path / "nan.parquet", genes_table().iloc[:2], np.array([[np.nan], [1.0]]))
+    with pytest.raises(GexnetError, match="non-finite"):
+        classify.read_embedding(tmp_path / "nan.parquet")
+
+
+@pytest.fixture(scope="module")
+def corpus(small_compendium, tmp_path_factory):
+    cfg, files = small_compendium
+    base = tmp_path_factory.mktemp("classify")
+    write_table(qc.sample_qc(files["human_gene"], cfg["qc"], 10**8), base / "qc.parquet")
+    settings = copy.deepcopy({k: cfg[k] for k in ("genes", "normalize", "tokens", "dense")})
+    settings["tokens"]["context"] = 32
+    settings["dense"]["dtype"] = "float32"
+    normalize.normalize(
+        files["human_gene"], base / "qc.parquet", base / "corpus", settings, 10**8, 1
+    )
+    return base / "corpus"
+
+
+def test_coexpression_embedding_matches_the_correlation_eigenvectors(corpus):
+    from gexnet.matrixfile import open_array
+
+    table = classify.coexpression_embedding(corpus, dims=6, seed=0, block_rows=37)
+    dense = np.asarray(open_array(corpus / "corpus.json", "dense"), np.float64)
+    keep = dense.std(axis=0) > 0
+    correlation = np.corrcoef(dense[:, keep], rowvar=False)
+    values, vectors = np.linalg.eigh(correlation)
+    values, vectors = values[::-1][:6], vectors[:, ::-1][:, :6]
+    ours = table.filter(regex="^dim_").to_numpy()[keep]
+    assert table["gene_id"].is_unique and len(table) == dense.shape[1]
+    for k in range(3):  # the leading, well-separated components, up to sign
+        expected = vectors[:, k] * np.sqrt(values[k])
+        sign = np.sign(expected @ ours[:, k])
+        np.testing.assert_allclose(sign * ours[:, k], expected, atol=2e-3 * np.abs(expected).max())
+
+
+def test_comparison_table():
+    labels = [f"L{i}" for i in range(20)]
+    rng = np.random.default_rng(0)
+    good = rng.uniform(0.8, 0.95, 20)
+    metrics = {
+        "model": pd.DataFrame({"label": labels, "auroc": good}),
+        "shuffled": pd.DataFrame({"label": labels, "auroc": good - 0.3}),
+        "partial": pd.DataFrame({"label": labels[:10], "auroc": good[:10] + 0.01}),
+    }
+    table = classify.comparison(metrics, "model").set_index("embedding")
+    assert (table["labels"] == 10).all()  # the labels every embedding has
+    assert table.loc["shuffled", "share_won_vs_model"] == 0.0
+    assert table.loc["partial", "share_won_vs_model"] == 1.0
+    assert table.loc["shuffled", "wilcoxon_p_vs_model"] < 0.01
+    np.testing.assert_allclose(table.loc["model", "mean_auroc"], good[:10].mean())

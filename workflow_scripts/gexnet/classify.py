@@ -1,0 +1,387 @@
+"""Gene-property classifiers on gene embeddings: label matrices, cross-validated metrics,
+baselines, and the transfer of properties to lncRNAs.
+
+A label is a gene set of one source (HPO, GO, an Enrichr library, or the demo's planted
+programs). For each label, positives are its genes and negatives the other genes annotated in
+the same source (a gene no source term mentions is unknown, not negative), both restricted to
+genes of the embedding and of the training biotypes. Labels with fewer than `min_genes` or more
+than `max_genes` positives are dropped, counted by source and reason.
+
+The fits are `gexnet.logreg`'s: every label of a shard at once over the shared embedding, with
+fixed gene folds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gexnet.errors import GexnetError
+from gexnet.io import atomic_path, write_table
+
+PLANTED_SOURCE = "planted_programs"
+
+
+@dataclass
+class LabelMatrix:
+    genes: pd.DataFrame  # gene_id, symbol, biotype: the rows, in embedding order
+    labels: pd.DataFrame  # label, source, term_id, term_name, n_pos, n_neg
+    positive: np.ndarray  # genes × labels, bool
+    valid: np.ndarray  # genes × labels, bool: positives and the label's negatives
+
+
+def planted_labels(programs: pd.DataFrame, species: str = "human") -> pd.DataFrame:
+    """The demo's planted program memberships as a labels table (regulators included)."""
+    members = programs[(programs["species"] == species) & programs["program"].notna()]
+    return pd.DataFrame(
+        {"source": PLANTED_SOURCE, "term_id": members["program"].astype(str),
+         "term_name": members["program"].astype(str), "gene_id": members["gene_id"]}
+    )  # fmt: skip
+
+
+def label_matrix(
+    labels: pd.DataFrame, genes: pd.DataFrame, min_genes: int, max_genes: int,
+    sources: list[str] | None = None,
+) -> tuple[LabelMatrix, pd.DataFrame]:  # fmt: skip
+    """The label matrix over `genes` (gene_id, symbol, biotype), and per-source counts of
+    labels kept and dropped (source, what, count)."""
+    missing = {"source", "term_id", "term_name", "gene_id"} - set(labels.columns)
+    if missing:
+        raise GexnetError(f"labels table lacks columns {sorted(missing)}")
+    if sources:
+        unknown = set(sources) - set(labels["source"])
+        if unknown:
+            raise GexnetError(f"classifiers.sources: {sorted(unknown)} not in the labels table")
+        labels = labels[labels["source"].isin(sources)]
+    row = pd.Series(np.arange(len(genes)), index=genes["gene_id"].to_numpy())
+    counts, columns, valid_columns, kept = [], [], [], []
+    for source, table in labels.groupby("source", sort=True):
+        n_terms = table["term_id"].nunique()
+        in_embedding = table[table["gene_id"].isin(row.index)].drop_duplicates(
+            ["term_id", "gene_id"]
+        )
+        annotated = np.zeros(len(genes), bool)
+        annotated[row[in_embedding["gene_id"].unique()].to_numpy()] = True
+        sizes = in_embedding.groupby("term_id").size()
+        small = int((sizes < min_genes).sum()) + n_terms - len(sizes)  # (0 genes: not in sizes)
+        large = int((sizes > max_genes).sum())
+        chosen = sizes[(sizes >= min_genes) & (sizes <= max_genes)].index
+        names = table.drop_duplicates("term_id").set_index("term_id")["term_name"]
+        for term, members in in_embedding[in_embedding["term_id"].isin(chosen)].groupby("term_id"):
+            positive = np.zeros(len(genes), bool)
+            positive[row[members["gene_id"]].to_numpy()] = True
+            columns.append(positive)
+            valid_columns.append(annotated)
+            kept.append(
+                {"label": f"{source}:{term}", "source": source, "term_id": term,
+                 "term_name": names[term], "n_pos": int(positive.sum()),
+                 "n_neg": int((annotated & ~positive).sum())}
+            )  # fmt: skip
+        counts += [
+            (source, "terms in the labels table", n_terms),
+            (source, "genes annotated (in the embedding)", int(annotated.sum())),
+            (source, f"dropped: fewer than {min_genes} genes in the embedding", small),
+            (source, f"dropped: more than {max_genes} genes", large),
+            (source, "kept", len(chosen)),
+        ]
+    if not kept:
+        raise GexnetError(
+            f"no label has {min_genes}–{max_genes} genes among the {len(genes)} genes of the "
+            "embedding (classifiers.min_genes, classifiers.max_genes)"
+        )
+    shape = (len(genes), len(kept))
+    matrix = LabelMatrix(
+        genes.reset_index(drop=True),
+        pd.DataFrame(kept),
+        np.stack(columns, axis=1).reshape(shape),
+        np.stack(valid_columns, axis=1).reshape(shape),
+    )
+    return matrix, pd.DataFrame(counts, columns=["source", "what", "count"])
+
+
+# --- embeddings: trained ones are read, baselines made ----------------------------------------
+
+BASELINES = ("shuffled", "random", "coexpression")
+
+
+def read_embedding(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """(genes: gene_id, symbol, biotype; vectors genes × d float32) of an embedding Parquet."""
+    table = pd.read_parquet(path)
+    dims = table.filter(regex=r"^dim_\d+$")
+    if dims.shape[1] == 0 or not {"gene_id", "symbol", "biotype"} <= set(table.columns):
+        raise GexnetError(f"{path}: expected gene_id, symbol, biotype and dim_1.. columns")
+    vectors = dims.to_numpy(np.float32)
+    if not np.isfinite(vectors).all():
+        raise GexnetError(f"{path}: non-finite values in the embedding")
+    return table[["gene_id", "symbol", "biotype"]].reset_index(drop=True), vectors
+
+
+def embedding_table(genes: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    dims = pd.DataFrame(vectors, columns=[f"dim_{i + 1}" for i in range(vectors.shape[1])])
+    return pd.concat([genes.reset_index(drop=True), dims], axis=1)
+
+
+def shuffled_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
+    """The reference embedding with its vectors dealt to the genes at random."""
+    genes, vectors = read_embedding(reference)
+    return embedding_table(genes, vectors[np.random.default_rng(seed).permutation(len(genes))])
+
+
+def random_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
+    """Standard normal vectors of the reference's width for the reference's genes."""
+    genes, vectors = read_embedding(reference)
+    rng = np.random.default_rng(seed)
+    return embedding_table(genes, rng.standard_normal(vectors.shape).astype(np.float32))
+
+
+def coexpression_embedding(corpus: str | Path, dims: int, seed: int, block_rows: int = 4096):
+    """Gene2vec-like: the top `dims` eigenvectors of the gene–gene correlation of the corpus's
+    log values, scaled by the square root of their eigenvalues. Randomized subspace iteration
+    over blocks of samples: the correlation matrix (genes²) is never formed."""
+    from gexnet.matrixfile import open_array
+
+    corpus = Path(corpus)
+    dense = open_array(corpus / "corpus.json", "dense")
+    reference = pd.read_parquet(corpus / "reference.parquet")
+    vocabulary = pd.read_csv(corpus / "vocabulary.tsv", sep="\t", keep_default_na=False)
+    genes = vocabulary.iloc[3:][["gene_id", "symbol", "biotype"]].reset_index(drop=True)
+    mean = reference["mean"].to_numpy(np.float64)
+    std = reference["std"].to_numpy(np.float64)
+    scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)  # constant genes: zero
+    n, g = dense.shape
+    k = min(dims, g)
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((g, min(g, k + 10))))[0]
+
+    def correlation_times(v: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(v)
+        for s0 in range(0, n, block_rows):
+            z = (np.asarray(dense[s0 : s0 + block_rows], np.float64) - mean) * scale
+            out += z.T @ (z @ v)
+        return out / max(n, 1)  # (the stored std is the population one: a correlation)
+
+    for _ in range(4):  # subspace iterations: the leading eigenvectors separate quickly
+        basis = np.linalg.qr(correlation_times(basis))[0]
+    small = basis.T @ correlation_times(basis)
+    values, vectors = np.linalg.eigh((small + small.T) / 2)
+    order = np.argsort(values)[::-1][:k]
+    embedding = (basis @ vectors[:, order]) * np.sqrt(np.maximum(values[order], 0))
+    if k < dims:  # fewer genes than dimensions: pad with zeros
+        embedding = np.pad(embedding, ((0, 0), (0, dims - k)))
+    return embedding_table(genes, embedding.astype(np.float32))
+
+
+# --- cross-validated metrics -------------------------------------------------------------------
+
+
+def training_genes(genes: pd.DataFrame, biotypes: list[str]) -> np.ndarray:
+    return genes["biotype"].isin(biotypes).to_numpy()
+
+
+def cross_validated_metrics(
+    embedding: str | Path, labels: pd.DataFrame, settings: dict, seed: int,
+    shard: int = 0, n_shards: int = 1,
+) -> pd.DataFrame:  # fmt: skip
+    """label, source, term_id, term_name, n_pos, n_neg, auroc, auprc of shard `shard` of the
+    labels (every n_shards-th), by K-fold cross-validation over the training genes."""
+    from gexnet import logreg
+
+    genes, vectors = read_embedding(embedding)
+    train = training_genes(genes, settings["train_biotypes"])
+    matrix, _ = label_matrix(
+        labels, genes[train], settings["min_genes"], settings["max_genes"], settings["sources"]
+    )
+    chosen = np.arange(shard, len(matrix.labels), n_shards)
+    positive, valid = matrix.positive[:, chosen], matrix.valid[:, chosen]
+    folds = logreg.fold_of(int(train.sum()), settings["folds"], seed)
+    scores = logreg.cross_validate(vectors[train], positive, valid, folds, C=settings["C"])
+    table = matrix.labels.iloc[chosen].reset_index(drop=True)
+    table["auroc"] = logreg.auroc(scores, positive, valid)
+    table["auprc"] = logreg.auprc(scores, positive, valid)
+    return table
+
+
+def comparison(metrics: dict[str, pd.DataFrame], reference: str) -> pd.DataFrame:
+    """Per embedding, over the labels every embedding has: mean and median AUROC, the share of
+    labels it wins against `reference` (ties half), and the paired Wilcoxon test against it."""
+    from scipy.stats import wilcoxon
+
+    common = set.intersection(*(set(m["label"]) for m in metrics.values()))
+    if not common:
+        raise GexnetError("the embeddings share no label: nothing to compare")
+    auroc = pd.DataFrame({name: m.set_index("label")["auroc"] for name, m in metrics.items()})
+    auroc = auroc.loc[sorted(common)].dropna()
+    rows = []
+    for name in metrics:
+        row = {"embedding": name, "labels": len(auroc), "mean_auroc": auroc[name].mean(),
+               "median_auroc": auroc[name].median()}  # fmt: skip
+        if name != reference:
+            diff = auroc[name] - auroc[reference]
+            row["share_won_vs_" + reference] = ((diff > 0) + 0.5 * (diff == 0)).mean()
+            row["wilcoxon_p_vs_" + reference] = (
+                wilcoxon(auroc[name], auroc[reference]).pvalue if (diff != 0).any() else 1.0
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_auroc(metrics: dict[str, pd.DataFrame], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    names = list(metrics)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 4))
+    data = [metrics[n]["auroc"].dropna().to_numpy() for n in names]
+    ax.violinplot([d if len(d) else [np.nan] for d in data], showmedians=True)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    ax.set_ylabel("cross-validated AUROC per label")
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+
+
+# --- lncRNA transfer ---------------------------------------------------------------------------
+
+
+def transfer(
+    embedding: str | Path, labels: pd.DataFrame, settings: dict, top: int = 10
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit every label on all its labelled training genes; predict every lncRNA of the embedding.
+
+    Returns the predictions (label, gene_id, probability, percentile: the lncRNA's rank within the
+    label, 100 = most likely; sorted by label) and each lncRNA's `top` labels by percentile.
+    """
+    from gexnet import logreg
+
+    genes, vectors = read_embedding(embedding)
+    train = training_genes(genes, settings["train_biotypes"])
+    target = genes["biotype"].eq("lncRNA").to_numpy() & ~train
+    if not target.any():
+        raise GexnetError(f"{embedding}: no lncRNA outside the training biotypes to predict")
+    matrix, _ = label_matrix(
+        labels, genes[train], settings["min_genes"], settings["max_genes"], settings["sources"]
+    )
+    w, b = logreg.fit(vectors[train], matrix.positive, matrix.valid, C=settings["C"])
+    logits = vectors[target] @ w + b  # lncRNAs × labels
+    probability = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    # percentile within each label: 100 · (rank − 1) / (n − 1), ties by their lowest rank
+    order = np.argsort(np.argsort(-logits, axis=0, kind="stable"), axis=0, kind="stable")
+    n = probability.shape[0]
+    percentile = (100.0 * (1 - order / max(n - 1, 1))).astype(np.float32)
+    lnc = genes.loc[target, "gene_id"].to_numpy()
+    predictions = pd.DataFrame(
+        {"label": pd.Categorical(np.repeat(matrix.labels["label"].to_numpy(), n),
+                                 categories=matrix.labels["label"]),
+         "gene_id": pd.Categorical(np.tile(lnc, len(matrix.labels)), categories=lnc),
+         "probability": probability.T.ravel(), "percentile": percentile.T.ravel()}
+    )  # fmt: skip
+    best = np.argsort(-percentile, axis=1, kind="stable")[:, :top]
+    top_table = pd.DataFrame(
+        {"gene_id": np.repeat(lnc, best.shape[1]),
+         "symbol": np.repeat(genes.loc[target, "symbol"].to_numpy(), best.shape[1]),
+         "rank": np.tile(np.arange(1, best.shape[1] + 1), n),
+         "label": matrix.labels["label"].to_numpy()[best].ravel(),
+         "term_name": matrix.labels["term_name"].to_numpy()[best].ravel(),
+         "percentile": np.take_along_axis(percentile, best, axis=1).ravel(),
+         "probability": np.take_along_axis(probability, best, axis=1).ravel()}
+    )  # fmt: skip
+    return predictions, top_table
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _labels(paths: list[Path], programs: Path | None) -> pd.DataFrame:
+    tables = [pd.read_parquet(p) for p in paths]
+    if programs:
+        tables.append(planted_labels(pd.read_parquet(programs)))
+    if not tables:
+        raise GexnetError("no labels: give --labels and/or --programs")
+    return pd.concat(tables, ignore_index=True)[["source", "term_id", "term_name", "gene_id"]]
+
+
+def add_arguments(parser) -> None:
+    import json
+
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = sub.add_parser("baseline", help="a baseline embedding: shuffled, random, coexpression")
+    b.add_argument("kind", choices=BASELINES)
+    b.add_argument("--reference", type=Path, required=True, help="a trained embedding (Parquet)")
+    b.add_argument("--corpus", type=Path, help="corpus directory (coexpression)")
+    b.add_argument("--seed", type=int, default=8)
+    b.add_argument("--out", type=Path, required=True)
+    for name, text in (("metrics", "cross-validated metrics of one shard of the labels"),
+                       ("counts", "labels kept and dropped, by source"),
+                       ("transfer", "fit on the training genes, predict the lncRNAs")):  # fmt: skip
+        s = sub.add_parser(name, help=text)
+        s.add_argument("embedding", type=Path)
+        s.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
+        s.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
+        s.add_argument("--settings", type=json.loads, required=True, help="JSON: classifiers")
+        s.add_argument("--seed", type=int, default=8)
+        if name == "metrics":
+            s.add_argument("--shard", type=int, default=0)
+            s.add_argument("--shards", type=int, default=1)
+        if name in ("metrics", "counts"):
+            s.add_argument("--out", type=Path, required=True)
+        else:
+            s.add_argument("--predictions", type=Path, required=True)
+            s.add_argument("--top", type=Path, required=True)
+    g = sub.add_parser("gather", help="an embedding's shards into one metrics table")
+    g.add_argument("shards", type=Path, nargs="+")
+    g.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("compare", help="embeddings side by side: a table and a figure")
+    c.add_argument("--metrics", nargs="+", required=True, help="NAME=metrics.parquet ...")
+    c.add_argument("--reference", required=True, help="embedding the others are compared to")
+    c.add_argument("--table", type=Path, required=True)
+    c.add_argument("--figure", type=Path, required=True)
+
+
+def run(args) -> None:
+    if args.action == "baseline":
+        if args.kind == "coexpression":
+            if not args.corpus:
+                raise GexnetError("classify baseline coexpression needs --corpus")
+            dims = read_embedding(args.reference)[1].shape[1]
+            table = coexpression_embedding(args.corpus, dims, args.seed)
+        else:
+            make = shuffled_embedding if args.kind == "shuffled" else random_embedding
+            table = make(args.reference, args.seed)
+        write_table(table, args.out)
+    elif args.action == "metrics":
+        labels = _labels(args.labels, args.programs)
+        table = cross_validated_metrics(args.embedding, labels, args.settings, args.seed,
+                                        args.shard, args.shards)  # fmt: skip
+        write_table(table, args.out)
+    elif args.action == "counts":
+        genes, _ = read_embedding(args.embedding)
+        train = training_genes(genes, args.settings["train_biotypes"])
+        s = args.settings
+        labels = _labels(args.labels, args.programs)
+        _, counts = label_matrix(labels, genes[train], s["min_genes"], s["max_genes"],
+                                 s["sources"])  # fmt: skip
+        write_table(counts, args.out)
+    elif args.action == "transfer":
+        labels = _labels(args.labels, args.programs)
+        predictions, top = transfer(args.embedding, labels, args.settings)
+        write_table(predictions, args.predictions)
+        write_table(top, args.top)
+    elif args.action == "gather":
+        parts = [pd.read_parquet(p) for p in args.shards]
+        write_table(pd.concat(parts).sort_values("label", ignore_index=True), args.out)
+    else:
+        metrics = {}
+        for item in args.metrics:
+            name, _, path = item.partition("=")
+            metrics[name] = pd.read_parquet(path)
+        table = comparison(metrics, args.reference)
+        write_table(table, args.table)
+        plot_auroc(metrics, args.figure)
