@@ -12,6 +12,7 @@ include: "rules/annotation.smk"
 include: "rules/qc.smk"
 include: "rules/normalize.smk"
 include: "rules/train.smk"
+include: "rules/classify.smk"
 
 
 report: "rules/report/workflow.rst"

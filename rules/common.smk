@@ -178,9 +178,47 @@ def train_resources():
     return resources
 
 
+REFERENCE_EXPERIMENT = config["classifiers"]["reference"] or next(iter(config["experiments"]), None)
+if REFERENCE_EXPERIMENT not in config["experiments"]:
+    raise WorkflowError(
+        f"classifiers.reference: {REFERENCE_EXPERIMENT} is not an experiment "
+        f"({', '.join(config['experiments']) or 'none configured'})"
+    )
+EMBEDDINGS = [
+    *config["experiments"],
+    *(f"baseline_{b}" for b in config["classifiers"]["baselines"]),
+]
+
+
+def planted_programs():
+    """The demo's planted programs, when they are labels too."""
+    c = config["classifiers"]
+    return c["planted_programs"] and config["source"] == "demo"
+
+
+def classifier_inputs(wildcards, embedding=None):
+    files = {
+        "embedding": results(f"embeddings/{embedding or wildcards.embedding}.parquet"),
+        "labels": f"{ANNOTATION}/labels.parquet",
+    }
+    if planted_programs():
+        files["programs"] = f"{RESOURCES}/demo/truth/programs.parquet"
+    return files
+
+
+def classifier_label_args(wildcards):
+    files = classifier_inputs(wildcards, REFERENCE_EXPERIMENT)
+    args = f"--labels {files['labels']}"
+    return args + (f" --programs {files['programs']}" if "programs" in files else "")
+
+
 def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
     targets += expand(results("embeddings/{experiment}.parquet"), experiment=config["experiments"])
+    targets += [results(f) for f in ("classifiers/comparison.tsv", "classifiers/label_counts.tsv")]
+    targets += expand(
+        results("lncrna/{embedding}/top_properties.tsv"), embedding=config["experiments"]
+    )
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

@@ -149,3 +149,78 @@ def test_comparison_table():
     assert table.loc["partial", "share_won_vs_model"] == 1.0
     assert table.loc["shuffled", "wilcoxon_p_vs_model"] < 0.01
     np.testing.assert_allclose(table.loc["model", "mean_auroc"], good[:10].mean())
+
+
+def planted_embedding(tmp_path, n_coding=400, n_lnc=60, dims=12, programs=4, seed=0):
+    """Genes with program vectors plus noise; labels: each program's coding members."""
+    rng = np.random.default_rng(seed)
+    n = n_coding + n_lnc
+    program = rng.integers(-1, programs, n)  # -1: no program
+    centers = rng.standard_normal((programs, dims)) * 1.5
+    vectors = rng.standard_normal((n, dims)) + np.where(program[:, None] >= 0, centers[program], 0)
+    genes = pd.DataFrame(
+        {"gene_id": [f"G{i:04d}" for i in range(n)], "symbol": [f"S{i}" for i in range(n)],
+         "biotype": ["protein_coding"] * n_coding + ["lncRNA"] * n_lnc}
+    )  # fmt: skip
+    write_embedding(tmp_path / "emb.parquet", genes, vectors.astype(np.float32))
+    members = genes[(program >= 0) & (genes["biotype"] == "protein_coding").to_numpy()]
+    labels = pd.DataFrame(
+        {"source": "P", "term_id": [f"p{k}" for k in program[members.index]],
+         "term_name": "program", "gene_id": members["gene_id"]}
+    )  # fmt: skip
+    noise = pd.DataFrame(
+        {"source": "P", "term_id": "noise", "term_name": "no signal",
+         "gene_id": members["gene_id"].sample(40, random_state=seed)}
+    )  # fmt: skip
+    return tmp_path / "emb.parquet", pd.concat([labels, noise]), genes, program
+
+
+def test_cross_validated_metrics_match_scikit_learn_per_fold(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from gexnet import logreg
+
+    path, labels, _, _ = planted_embedding(tmp_path)
+    settings = dict(SETTINGS, min_genes=10, max_genes=500, folds=4)
+    parts = [classify.cross_validated_metrics(path, labels, settings, 5, s, 2) for s in (0, 1)]
+    table = pd.concat(parts).set_index("label").sort_index()
+    assert len(table) == 5 and table.index.is_unique  # 4 programs and the noise label
+    assert (table.drop(index="P:noise")["auroc"] > 0.9).all()
+    assert abs(table.loc["P:noise", "auroc"] - 0.5) < 0.2
+    # the oracle: one scikit-learn model per label and fold, the same folds, AUROC per fold
+    g, x = classify.read_embedding(path)
+    train = (g["biotype"] == "protein_coding").to_numpy()
+    x, ids = x[train], g.loc[train, "gene_id"].to_numpy()
+    folds = logreg.fold_of(len(ids), 4, 5)
+    annotated = np.isin(ids, labels["gene_id"])
+    for label, row in table.iterrows():
+        term = label.split(":")[1]
+        y = np.isin(ids, labels.loc[labels["term_id"] == term, "gene_id"])
+        aucs = []
+        for f in range(4):
+            fit_rows, test_rows = annotated & (folds != f), annotated & (folds == f)
+            model = LogisticRegression(C=1.0, tol=1e-8, max_iter=10_000)
+            model.fit(x[fit_rows], y[fit_rows])
+            if 0 < y[test_rows].sum() < test_rows.sum():
+                aucs.append(roc_auc_score(y[test_rows], model.decision_function(x[test_rows])))
+        assert abs(row["auroc"] - np.mean(aucs)) < 0.01, (label, row["auroc"], np.mean(aucs))
+        assert row["n_pos"] == y.sum() and row["n_neg"] == (annotated & ~y).sum()
+
+
+def test_transfer_ranks_lncrnas_of_a_program_first(tmp_path):
+    path, labels, genes, program = planted_embedding(tmp_path)
+    settings = dict(SETTINGS, min_genes=10, max_genes=500)
+    predictions, top = classify.transfer(path, labels, settings, top=3)
+    lnc = genes.index[genes["biotype"] == "lncRNA"]
+    assert len(predictions) == len(lnc) * 5
+    assert (np.diff(predictions["label"].cat.codes.to_numpy()) >= 0).all(), "sorted by label"
+    assert predictions["percentile"].between(0, 100).all()
+    for k in range(4):
+        part = predictions[predictions["label"] == f"P:p{k}"].set_index("gene_id")
+        assert len(part) == len(lnc) and part["percentile"].max() == 100
+        own = part.loc[genes.loc[lnc[program[lnc] == k], "gene_id"], "percentile"]
+        other = part.loc[genes.loc[lnc[program[lnc] != k], "gene_id"], "percentile"]
+        assert own.median() > other.quantile(0.9), k
+    assert top.groupby("gene_id").size().eq(3).all()
+    assert (top.groupby("gene_id")["percentile"].apply(lambda p: p.is_monotonic_decreasing)).all()

@@ -177,6 +177,28 @@ def test_demo_runs_end_to_end_to_the_report(demo_run: Path):
         accuracy, control = program_accuracy(demo_run, results / "embeddings" / f"{name}.parquet")
         assert accuracy > 0.8 and accuracy > control + 0.5, (name, accuracy, control)
     assert "validation.tsv" in html
+    # classifiers: planted programs from the trained embedding, chance from the shuffled one
+    for name, low, high in (("gpt_binning", 0.9, 1.0), ("baseline_shuffled", 0.45, 0.55)):
+        metrics = pd.read_parquet(results / "classifiers" / name / "metrics.parquet")
+        planted = metrics[metrics["source"] == "planted_programs"]
+        assert len(planted) == 12
+        assert low <= planted["auroc"].mean() <= high, (name, planted["auroc"].mean())
+        assert (metrics["source"] == "HPO").sum() > 0  # the real-label path ran
+    counts = pd.read_csv(results / "classifiers" / "label_counts.tsv", sep="\t")
+    assert counts.query("source == 'HPO' and what == 'kept'")["count"].item() > 0
+    comparison = pd.read_csv(results / "classifiers" / "comparison.tsv", sep="\t")
+    assert set(comparison["embedding"]) >= {"gpt_binning", "baseline_coexpression"}
+    assert "label_counts.tsv" in html and "auroc.svg" in html
+    # lncRNA transfer: each planted lncRNA member ranks high for its own program
+    predictions = pd.read_parquet(results / "lncrna" / "gpt_binning" / "predictions.parquet")
+    truth = pd.read_parquet(demo_run / "resources" / "demo" / "truth" / "programs.parquet")
+    members = truth[(truth["species"] == "human") & (truth["biotype"] == "lncRNA")]
+    members = members[members["program"].notna()]
+    planted = predictions[predictions["label"].astype(str).str.startswith("planted_programs:")]
+    own = planted.assign(program=planted["label"].astype(str).str.split(":").str[1]).merge(
+        members[["gene_id", "program"]], on=["gene_id", "program"]
+    )
+    assert len(own) > 50 and own["percentile"].median() > 90, own["percentile"].describe()
     # annotation tables built from the installed packages, label counts in the report
     annotation = demo_run / "resources" / "annotation"
     labels = pd.read_parquet(annotation / "labels.parquet")

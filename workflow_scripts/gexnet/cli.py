@@ -91,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
         ("normalize", "normalize", "Binning-By-Gene, the token corpus, binning new samples"),
         ("train", "train", "train a gene language model (one process, torchrun or srun)"),
         ("embeddings", "embeddings", "export a trained model's gene embeddings"),
+        ("classify", "classify", "gene-property classifiers, baselines, lncRNA transfer"),
     ):
         mod = importlib.import_module(f"gexnet.{module}")
         cmd = sub.add_parser(name, help=help_text, description=mod.__doc__)

@@ -1,0 +1,140 @@
+# Gene-property classifiers on every embedding (trained experiments and baselines), sharded
+# over labels; their comparison; the transfer of every label to the lncRNAs.
+
+
+wildcard_constraints:
+    baseline="|".join(config["classifiers"]["baselines"]) or "(?!)",
+    shard=r"\d+",
+
+
+rule embedding_baseline:
+    input:
+        reference=results(f"embeddings/{REFERENCE_EXPERIMENT}.parquet"),
+        corpus=results(f"corpus/{config['experiments'][REFERENCE_EXPERIMENT]['species']}"),
+    output:
+        results("embeddings/baseline_{baseline}.parquet"),
+    log:
+        logs("embedding_baseline_{baseline}"),
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(4000),
+    params:
+        seed=config["seed"],
+    shell:
+        "python -m gexnet classify baseline {wildcards.baseline} --reference {input.reference}"
+        " --corpus {input.corpus} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule classifier_shard:
+    input:
+        unpack(classifier_inputs),
+    output:
+        temp(results("classifiers/{embedding}/shards/{shard}.parquet")),
+    log:
+        logs("classifiers_{embedding}_{shard}"),
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(8000),
+        runtime=attempt_scaled(120),
+    params:
+        labels=classifier_label_args,
+        settings=as_json(config["classifiers"]),
+        shards=config["classifiers"]["shards"],
+        seed=config["seed"],
+    shell:
+        "python -m gexnet classify metrics {input.embedding} {params.labels}"
+        " --settings {params.settings} --seed {params.seed} --shard {wildcards.shard}"
+        " --shards {params.shards} --out {output} > {log} 2>&1"
+
+
+rule classifier_metrics:
+    input:
+        expand(
+            results("classifiers/{{embedding}}/shards/{shard}.parquet"),
+            shard=range(config["classifiers"]["shards"]),
+        ),
+    output:
+        results("classifiers/{embedding}/metrics.parquet"),
+    log:
+        logs("classifiers_{embedding}"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet classify gather {input} --out {output} > {log} 2>&1"
+
+
+rule classifier_label_counts:
+    input:
+        unpack(lambda wildcards: classifier_inputs(wildcards, REFERENCE_EXPERIMENT)),
+    output:
+        report(
+            results("classifiers/label_counts.tsv"),
+            caption="report/label_counts.rst",
+            category="Gene-property classifiers",
+            labels={"table": "labels kept and dropped, by source"},
+        ),
+    log:
+        logs("classifiers_label_counts"),
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        labels=classifier_label_args,
+        settings=as_json(config["classifiers"]),
+    shell:
+        "python -m gexnet classify counts {input.embedding} {params.labels}"
+        " --settings {params.settings} --out {output} > {log} 2>&1"
+
+
+rule classifier_comparison:
+    input:
+        expand(results("classifiers/{embedding}/metrics.parquet"), embedding=EMBEDDINGS),
+    output:
+        table=report(
+            results("classifiers/comparison.tsv"),
+            caption="report/classifier_comparison.rst",
+            category="Gene-property classifiers",
+            labels={"table": "AUROC by embedding"},
+        ),
+        figure=report(
+            results("classifiers/auroc.svg"),
+            caption="report/classifier_comparison.rst",
+            category="Gene-property classifiers",
+            labels={"figure": "AUROC distributions"},
+        ),
+    log:
+        logs("classifier_comparison"),
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        metrics=lambda wildcards, input: " ".join(
+            f"{name}={path}" for name, path in zip(EMBEDDINGS, input)
+        ),
+        reference=REFERENCE_EXPERIMENT,
+    shell:
+        "python -m gexnet classify compare --metrics {params.metrics}"
+        " --reference {params.reference} --table {output.table} --figure {output.figure}"
+        " > {log} 2>&1"
+
+
+rule lncrna_transfer:
+    input:
+        unpack(classifier_inputs),
+    output:
+        predictions=results("lncrna/{embedding}/predictions.parquet"),
+        top=results("lncrna/{embedding}/top_properties.tsv"),
+    log:
+        logs("lncrna_{embedding}"),
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(16000),
+    params:
+        labels=classifier_label_args,
+        settings=as_json(config["classifiers"]),
+        seed=config["seed"],
+    shell:
+        "python -m gexnet classify transfer {input.embedding} {params.labels}"
+        " --settings {params.settings} --seed {params.seed}"
+        " --predictions {output.predictions} --top {output.top} > {log} 2>&1"
