@@ -343,3 +343,16 @@ def test_auroc_auprc_match_sklearn_with_ties_and_missing():
     # valid=None: every gene counts
     full = logreg.auroc(scores[:, 4:10], Y[:, 4:10])
     np.testing.assert_allclose(full, [roc_auc_score(Y[:, j], scores[:, j]) for j in range(4, 10)])
+
+
+def test_metrics_leave_their_inputs_alone():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((50, 1))
+    y = rng.random((50, 1)) < 0.3
+    valid = rng.random((50, 1)) < 0.5
+    before = y.copy(), valid.copy(), scores.copy()
+    first = logreg.auroc(scores, y, valid), logreg.auprc(scores, y, valid)
+    assert (y == before[0]).all() and (valid == before[1]).all() and (scores == before[2]).all()
+    again = logreg.auroc(scores, y, ~valid), logreg.auroc(scores, y, valid)
+    np.testing.assert_array_equal(again[1], first[0])
+    assert np.isfinite(again[0]).all()

@@ -198,7 +198,9 @@ def cross_validated_metrics(
     chosen = np.arange(shard, len(matrix.labels), n_shards)
     positive, valid = matrix.positive[:, chosen], matrix.valid[:, chosen]
     folds = logreg.fold_of(int(train.sum()), settings["folds"], seed)
-    scores = logreg.cross_validate(vectors[train], positive, valid, folds, C=settings["C"])
+    scores = logreg.cross_validate(
+        vectors[train], positive, valid, folds, C=settings["C"], tol=settings["tol"], progress=True
+    )
     table = matrix.labels.iloc[chosen].reset_index(drop=True)
     table["auroc"], table["auprc"] = fold_mean_metrics(scores, positive, valid, folds)
     return table
@@ -288,7 +290,14 @@ def transfer(
     matrix, _ = label_matrix(
         labels, genes[train], settings["min_genes"], settings["max_genes"], settings["sources"]
     )
-    w, b = logreg.fit(vectors[train], matrix.positive, matrix.valid, C=settings["C"])
+    w, b = logreg.fit(
+        vectors[train],
+        matrix.positive,
+        matrix.valid,
+        C=settings["C"],
+        tol=settings["tol"],
+        progress=True,
+    )
     logits = vectors[target] @ w + b  # lncRNAs × labels
     probability = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
     # percentile within each label: 100 · (rank − 1) / (n − 1), ties by their lowest rank

@@ -246,7 +246,7 @@ def _positive_counts(scores, Y, valid, chunk: int = 512) -> Iterator[_Counts]:
         ok, s, y = (
             torch.from_numpy(a[:, start : cols[-1] + 1]).T.contiguous() for a in (valid, scores, Y)
         )
-        y &= ok
+        y = y & ok  # (not in place: for one label, .T.contiguous() is the caller's array)
         unscored = (torch.isnan(s) & ok).any(dim=1)
         n_valid, n_pos = (torch.from_numpy(np.count_nonzero(a.numpy(), axis=1)) for a in (ok, y))
         # Invalid genes become +∞, after every score; counts of ties are capped by n_valid.
