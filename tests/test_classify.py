@@ -12,7 +12,7 @@ from gexnet import classify, normalize, qc
 from gexnet.errors import GexnetError
 from gexnet.io import write_table
 
-SETTINGS = {"min_genes": 3, "max_genes": 6, "folds": 3, "C": 1.0, "tol": 1e-4, "sources": None,
+SETTINGS = {"min_genes": 3, "max_genes": 6, "folds": 3, "C": 1.0, "tol": 1e-3, "sources": None,
             "train_biotypes": ["protein_coding"]}  # fmt: skip
 
 
