@@ -7,8 +7,9 @@
 #   tests/slurm/cluster.sh down   cancel jobs, stop the daemons it started, remove its state
 #   tests/slurm/cluster.sh env    print the exports a client needs (SLURM_CONF)
 #
-# Everything lives in $GEXNET_SLURM_DIR (default /tmp/gexnet-slurm); nothing in /etc is
-# changed. Needs root (the daemons) and no systemd. No accounting: job status comes from squeue.
+# Everything lives in $GEXNET_SLURM_DIR (default /tmp/gexnet-slurm). Where /etc/slurm has no
+# slurm.conf, `up` links ours there (srun inside batch jobs reads the default path, not the
+# submitter's SLURM_CONF) and `down` removes the link. Needs root (the daemons) and no systemd. No accounting: job status comes from squeue.
 # The GPUs are character devices with no CUDA behind them: Slurm schedules them and sets
 # CUDA_VISIBLE_DEVICES, which is what the tests check.
 set -euo pipefail
@@ -104,11 +105,31 @@ wait_for_node() {
     return 1
 }
 
+link_default_config() {
+    mkdir -p /etc/slurm
+    for name in slurm.conf gres.conf; do
+        if [ ! -e "/etc/slurm/$name" ]; then
+            ln -s "$STATE/etc/$name" "/etc/slurm/$name"
+        elif [ "$(readlink "/etc/slurm/$name")" != "$STATE/etc/$name" ]; then
+            log "/etc/slurm/$name exists and is not ours: jobs' srun will read it, not $CONF"
+        fi
+    done
+}
+
+unlink_default_config() {
+    for name in slurm.conf gres.conf; do
+        if [ "$(readlink "/etc/slurm/$name" 2> /dev/null)" = "$STATE/etc/$name" ]; then
+            rm -f "/etc/slurm/$name"
+        fi
+    done
+}
+
 up() {
     [ "$(id -u)" -eq 0 ] || { log "needs root (to start slurmctld and slurmd)"; exit 1; }
     mkdir -p "$STATE"
     install_packages
     write_config
+    link_default_config
     start_munge
     SLURM_CONF="$CONF" slurmctld -f "$CONF"
     SLURM_CONF="$CONF" slurmd -f "$CONF"
@@ -134,6 +155,7 @@ down() {
     stop_pid slurmd "$STATE/slurmd.pid"
     stop_pid slurmctld "$STATE/slurmctld.pid"
     stop_pid munged "$STATE/munge/munged.pid"
+    unlink_default_config
     rm -rf "$STATE"
 }
 
