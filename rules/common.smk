@@ -196,20 +196,21 @@ def planted_programs():
     return c["planted_programs"] and config["source"] == "demo"
 
 
-def classifier_inputs(wildcards, embedding=None):
-    files = {
-        "embedding": results(f"embeddings/{embedding or wildcards.embedding}.parquet"),
-        "labels": f"{ANNOTATION}/labels.parquet",
-    }
+def label_files():
+    """The classifiers' label sources: the annotation labels, the demo's planted programs."""
+    files = {"labels": f"{ANNOTATION}/labels.parquet"}
     if planted_programs():
         files["programs"] = f"{RESOURCES}/demo/truth/programs.parquet"
     return files
 
 
+def classifier_inputs(wildcards, embedding=None):
+    embedding = embedding or wildcards.embedding
+    return {"embedding": results(f"embeddings/{embedding}.parquet"), **label_files()}
+
+
 def classifier_label_args(wildcards):
-    files = classifier_inputs(wildcards, REFERENCE_EXPERIMENT)
-    args = f"--labels {files['labels']}"
-    return args + (f" --programs {files['programs']}" if "programs" in files else "")
+    return " ".join(f"--{name} {path}" for name, path in label_files().items())
 
 
 def all_targets():

@@ -245,19 +245,3 @@ def test_gene_never_expressed_in_training():
     reference = np.array([1.0, 2.0, 3.0], np.float32)
     out = binning.bin_against_reference(np.array([0, 0.5, 1, 2, 3, 3.5], np.float32), reference, 10)
     assert out.tolist() == [1, 2, 2, 2 + 9 // 3, 2 + 2 * 9 // 3, 10]
-
-
-def test_within_sample_levels_of_columns():
-    rng = np.random.default_rng(2)
-    values = tied(rng, 300, 12)
-    values[:, 5] = 0  # a sample with nothing expressed
-    out = binning.within_sample_levels(values, levels=100)
-    for s in range(values.shape[1]):
-        column = values[:, s]
-        nonzero = column > 0
-        expected = np.zeros(len(column), np.int64)
-        if nonzero.any():
-            rank = rankdata(column[nonzero], method="min").astype(np.int64)
-            expected[nonzero] = 1 + (rank - 1) * 100 // nonzero.sum()
-        assert (out[:, s] == expected).all()
-    assert (out[:, 5] == 0).all() and out.max() >= 99

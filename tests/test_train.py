@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -189,14 +190,20 @@ def test_killed_run_resumes_to_identical_weights(corpus, tmp_path):
     deadline = time.time() + 300
     while not any(ck.glob("step-*.pt")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its worker, as when a node dies
+    # torchrun and its worker (in a session of its own), as when a node dies
+    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in tree:
+        p.kill()
+    psutil.wait_procs(tree, timeout=30)
     proc.wait()
     saved = sorted(ck.glob("step-*.pt"))
+    time.sleep(1)
+    assert sorted(ck.glob("step-*.pt")) == saved, "training went on after the kill"
     assert saved, "a checkpoint was written before the kill"
     step = int(saved[-1].stem.split("-")[1])
     assert step < total and not (tmp_path / "cut" / "model.safetensors").exists()
     output = run_train(corpus, tmp_path / "cut", ck, experiment, settings=settings)
-    assert f"step {step}" in output or "resumed" in output
+    assert f"resumed from {saved[-1]} (step {step})" in output
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
     full = pd.read_csv(tmp_path / "full" / "metrics.tsv", sep="\t")
@@ -215,6 +222,12 @@ def test_sigterm_checkpoints_and_a_rerun_finishes(corpus, tmp_path):
     proc.wait(timeout=300)
     output = proc.log.read_text()
     assert proc.returncode != 0, output[-2000:]
+    still = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(tmp_path / "ck") in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not still, "a worker outlived the signal"
     saved = sorted((tmp_path / "ck").glob("step-*.pt"))
     assert saved, output[-2000:]
     assert not (tmp_path / "out" / "model.safetensors").exists()

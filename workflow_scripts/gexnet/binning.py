@@ -144,22 +144,6 @@ def bin_against_reference(values: np.ndarray, reference: np.ndarray, bins: int) 
     return out
 
 
-def within_sample_levels(values: np.ndarray, levels: int = 100) -> np.ndarray:
-    """Per sample (columns), non-zero values rank-binned into 1..levels ("min" ties); zeros 0.
-
-    The expression channel of the BERT-expression model (levels + 1 classes with 0).
-    """
-    out = np.zeros(values.shape, dtype=np.uint8)
-    for s in range(values.shape[1]):
-        column = values[:, s]
-        nonzero = column > 0
-        nz = column[nonzero]
-        if nz.size:
-            r = np.searchsorted(np.sort(nz), nz, side="left")
-            out[nonzero, s] = 1 + (r * levels) // nz.size
-    return out
-
-
 def direct_binning(values: np.ndarray, bins: int) -> np.ndarray:
     """The published algorithm transcribed: per gene, argsort of argsort of the non-zero values.
 

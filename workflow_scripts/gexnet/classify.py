@@ -300,10 +300,11 @@ def transfer(
     )
     logits = vectors[target] @ w + b  # lncRNAs × labels
     probability = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
-    # percentile within each label: 100 · (rank − 1) / (n − 1), ties by their lowest rank
-    order = np.argsort(np.argsort(-logits, axis=0, kind="stable"), axis=0, kind="stable")
+    # percentile within each label: 100 · (1 − (rank − 1) / (n − 1)), equal scores in gene order
     n = probability.shape[0]
-    percentile = (100.0 * (1 - order / max(n - 1, 1))).astype(np.float32)
+    rank = np.empty(logits.shape, np.int64)
+    np.put_along_axis(rank, np.argsort(-logits, axis=0, kind="stable"), np.arange(n)[:, None], 0)
+    percentile = (100.0 * (1 - rank / max(n - 1, 1))).astype(np.float32)
     lnc = genes.loc[target, "gene_id"].to_numpy()
     predictions = pd.DataFrame(
         {"label": pd.Categorical(np.repeat(matrix.labels["label"].to_numpy(), n),

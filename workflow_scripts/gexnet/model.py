@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gexnet.tokens import PAD
+from gexnet.tokens import FIRST_GENE_TOKEN, PAD
 
 OBJECTIVES = ("gpt", "bert_genes", "bert_expr")
 IGNORE = -100  # target of a position without a loss (F.cross_entropy's ignore_index)
@@ -180,6 +180,4 @@ class GeneLM(nn.Module):
 
     def gene_embeddings(self) -> torch.Tensor:
         """The token-embedding rows of the genes (special tokens left out)."""
-        from gexnet.tokens import FIRST_GENE_TOKEN
-
         return self.wte.weight[FIRST_GENE_TOKEN:].detach()

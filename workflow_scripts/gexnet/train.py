@@ -35,7 +35,7 @@ from torch import nn
 from gexnet import lmdata
 from gexnet.errors import GexnetError
 from gexnet.io import atomic_path
-from gexnet.model import GeneLM, ModelConfig
+from gexnet.model import IGNORE, GeneLM, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
              lmdata.make_batch(corpus, objective, r, seed, epoch, mask_fraction).items()}
             for r in lmdata.micro_batches(rows, rank, world, accum)
         ]  # fmt: skip
-        targets = _all_sum(sum((m["targets"] != -100).sum() for m in micro).double(), world)
+        targets = _all_sum(sum((m["targets"] != IGNORE).sum() for m in micro).double(), world)
         step_loss = torch.zeros((), dtype=torch.float64, device=device)
         model.train()
         for m, micro_batch in enumerate(micro):
@@ -218,12 +218,11 @@ def _validation_loss(loss_module, corpus, objective, batch, seed, mask_fraction,
     rows = np.arange(corpus.n_train, corpus.n_samples)[rank::world]
     total = torch.zeros(2, dtype=torch.float64, device=device)
     loss_module.eval()
+    inner = loss_module.module if world > 1 else loss_module  # no DDP bookkeeping: no backward
     with torch.no_grad(), autocast:
         for i in range(0, len(rows), batch):
             b = lmdata.make_batch(corpus, objective, rows[i : i + batch], seed,
                                   lmdata.VALIDATION_EPOCH, mask_fraction)  # fmt: skip
-            # the inner module: no DDP bookkeeping for a forward without backward
-            inner = loss_module.module if world > 1 else loss_module
             loss_sum, count = inner({k: v.to(device) for k, v in b.items()})
             total += torch.stack([loss_sum.double(), count.double()])
     total = _all_sum(total, world)
