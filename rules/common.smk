@@ -148,33 +148,62 @@ def experiment(wildcards):
     return settings
 
 
-def train_launcher():
-    """How training starts: torchrun on one node (GPUs, or CPU processes with gloo), one srun
-    task per GPU across nodes (rank and world size from Slurm's variables)."""
+def train_processes():
+    """(processes per node, nodes, launched by srun) of a training job, the launcher checked."""
     t = config["train"]
-    if t["gpus"] > 0 and t["nodes"] > 1:
-        return "srun --kill-on-bad-exit=1 python"
-    processes = t["gpus"] or t["cpu_processes"]
-    return f"python -m torch.distributed.run --standalone --nproc_per_node {processes}"
+    per_node = t["gpus"] or t["cpu_processes"]
+    srun = t["launcher"] == "srun" or (t["launcher"] == "auto" and t["nodes"] > 1)
+    if srun and per_node * t["nodes"] < 2:
+        raise WorkflowError(
+            "train.launcher: srun starts one Slurm task per process, and this job has one "
+            "(train.gpus or train.cpu_processes, times train.nodes); use torchrun"
+        )
+    if not srun and t["nodes"] > 1:
+        raise WorkflowError("train.launcher: torchrun runs on one node; train.nodes > 1 needs srun")
+    return per_node, t["nodes"], srun
+
+
+def train_launcher():
+    """How training starts: torchrun on one node (GPUs, or CPU processes with gloo), or one
+    srun task per process (rank and world size from Slurm's variables). srun's task layout is
+    spelled out: the jobstep plugin hides the allocation's SLURM_* settings from the job."""
+    per_node, nodes, srun = train_processes()
+    if srun:
+        # One task per GPU, each bound to its own (it sees it as device 0); on CPUs, the same
+        # number of tasks on every node.
+        layout = "--ntasks-per-gpu=1" if config["train"]["gpus"] else f"--ntasks-per-node={per_node}"
+        return (
+            f"srun --kill-on-bad-exit=1 --nodes={nodes} --ntasks={per_node * nodes} {layout}"
+            f" --cpus-per-task={config['train']['cpus_per_process']} python"
+        )
+    return f"python -m torch.distributed.run --standalone --nproc_per_node {per_node}"
 
 
 def train_threads():
-    t = config["train"]
-    return 8 * t["gpus"] if t["gpus"] else t["cpu_processes"]
+    """CPUs of a training job on one node (each process gets train.cpus_per_process)."""
+    return config["train"]["cpus_per_process"] * train_processes()[0]
 
 
 def train_resources():
-    """Slurm resources of a training job: GPUs (the job's total), nodes and tasks."""
+    """Slurm resources of a training job: memory (scaled by attempt) and time, GPUs (the job's
+    total, one task per GPU), CPUs per task; for srun launches, nodes, tasks and `mpi`, which
+    makes the jobstep plugin run the shell as it is instead of inside `srun -n1`."""
     t = config["train"]
+    per_node, nodes, srun = train_processes()
     resources = {
-        "mem_mb": lambda wildcards, attempt: t["mem_mb"] * attempt,
+        "mem_mb": attempt_scaled(t["mem_mb"]),
+        # Not scaled: a job that runs out of time resumes from its checkpoint when retried.
         "runtime": t["runtime_minutes"],
     }
     if t["gpus"]:
-        resources["gpu"] = t["gpus"] * t["nodes"]
-        if t["nodes"] > 1:
-            resources["nodes"] = t["nodes"]
-            resources["tasks"] = t["gpus"] * t["nodes"]
+        resources["gpu"] = per_node * nodes
+    if srun:
+        resources.update(mpi="srun", nodes=nodes, tasks=per_node * nodes)
+        if t["gpus"]:
+            resources["tasks_per_gpu"] = 1
+    # Set here, not left to the profile's default of 1: the plugin books cpus_per_task before
+    # cpus_per_gpu. One srun task per process, or one task holding all of torchrun's processes.
+    resources["cpus_per_task"] = t["cpus_per_process"] * (1 if srun else per_node)
     return resources
 
 

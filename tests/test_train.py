@@ -263,6 +263,18 @@ def test_too_small_corpus_is_a_clear_error(corpus, tmp_path):
               tmp_path / "c")  # fmt: skip
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_gpus_without_cuda_is_a_clear_error_unless_allowed(corpus, tmp_path):
+    from gexnet.train import train
+
+    gpus = train_settings(gpus=2, max_steps=1)
+    with pytest.raises(GexnetError, match=r"train\.gpus is 2 but CUDA is not usable"):
+        train(corpus, GPT, MODEL, gpus, 1, tmp_path / "o", tmp_path / "c")
+    assert not (tmp_path / "o").exists()
+    train(corpus, GPT, MODEL, {**gpus, "require_cuda": False}, 1, tmp_path / "o", tmp_path / "c")
+    assert (tmp_path / "o" / "model.safetensors").exists()
+
+
 def test_embedding_export(corpus, tmp_path):
     from gexnet import embeddings
     from gexnet.train import load_model

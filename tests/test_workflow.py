@@ -94,6 +94,41 @@ def test_paper_config_dry_run_through_slurm_profile(user_config):
         assert f"results/paper/qc/{species}_samples.parquet" in out
 
 
+def test_multi_node_training_plan_through_slurm_profile(user_config, tmp_path):
+    """Two nodes × three GPUs: six srun tasks, one per GPU, as the README shows."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(user_config.parent)}
+    assert run([PY, "-m", "gexnet", "install-profile"], REPO, env=env).returncode == 0
+    (tmp_path / "nodes.yaml").write_text("train: {nodes: 2}\n")
+    cmd = [PY, "-m", "snakemake", "results/paper/models/gpt_binning/model.safetensors", "-n",
+           "-p", "--forcerun", "train_gene_lm", "--profile", "slurm-a100", "--configfile",
+           "config/paper.yaml", str(tmp_path / "nodes.yaml")]  # fmt: skip
+    proc = run(cmd, REPO, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    resources = re.search(r"rule train_gene_lm:.*?resources: ([^\n]+)", out, flags=re.S)[1]
+    assert re.search(r"train_gene_lm\s+1\n", out), "the one target asked for"
+    for item in ("gpu=6", "cpus_per_task=8", "mpi=srun", "nodes=2", "tasks=6", "tasks_per_gpu=1",
+                 "slurm_partition=gpu", "gpu_model=a100", "mem_mb=64000"):  # fmt: skip
+        assert item in resources.split(", "), resources
+    launch = "srun --kill-on-bad-exit=1 --nodes=2 --ntasks=6 --ntasks-per-gpu=1 --cpus-per-task=8"
+    assert f"{launch} python -m gexnet train" in out
+
+
+@pytest.mark.parametrize(
+    "train, error",
+    [
+        ("{launcher: srun, gpus: 1}", "srun starts one Slurm task per process"),
+        ("{launcher: torchrun, nodes: 2}", "train.nodes > 1 needs srun"),
+    ],
+)
+def test_impossible_launch_is_a_clear_error(tmp_path, train, error):
+    (tmp_path / "train.yaml").write_text(f"train: {train}\n")
+    cmd = [PY, "-m", "snakemake", "-n", "--configfile", "config/config.yaml",
+           str(tmp_path / "train.yaml")]  # fmt: skip
+    proc = run(cmd, REPO)
+    assert proc.returncode != 0 and error in proc.stdout + proc.stderr
+
+
 def test_local_archs4_file_is_used_in_place(tmp_path):
     local = tmp_path / "my_human_gene_v2.2.h5"
     local.touch()

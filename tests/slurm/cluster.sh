@@ -9,7 +9,9 @@
 #
 # Everything lives in $GEXNET_SLURM_DIR (default /tmp/gexnet-slurm). Where /etc/slurm has no
 # slurm.conf, `up` links ours there (srun inside batch jobs reads the default path, not the
-# submitter's SLURM_CONF) and `down` removes the link. Needs root (the daemons) and no systemd. No accounting: job status comes from squeue.
+# submitter's SLURM_CONF) and `down` removes the link. Needs root (the daemons), not systemd.
+# No accounting database: job status comes from squeue. Memory is enforced: a job step over its
+# --mem is killed.
 # The GPUs are character devices with no CUDA behind them: Slurm schedules them and sets
 # CUDA_VISIBLE_DEVICES, which is what the tests check.
 set -euo pipefail
@@ -28,8 +30,8 @@ install_packages() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing slurmctld slurmd slurm-client munge (missing: ${missing[*]})"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            slurmctld slurmd slurm-client munge > "$STATE/apt.log" 2>&1 \
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            slurmctld slurmd slurm-client munge; } > "$STATE/apt.log" 2>&1 \
             || { cat "$STATE/apt.log" >&2; exit 1; }
     fi
 }
@@ -60,7 +62,11 @@ MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
 AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+# Memory is enforced the way sites without cgroups do it: a step over its --mem is killed (the
+# retry-with-more-memory test relies on it).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 JobCompType=jobcomp/none
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
@@ -70,7 +76,8 @@ SlurmdSpoolDir=$STATE/spool
 StateSaveLocation=$STATE/ctld
 SlurmctldPort=16817
 SlurmdPort=16818
-MinJobAge=600
+# Finished jobs stay in squeue for an hour: the tests read their records after the run.
+MinJobAge=3600
 KillWait=10
 NodeName=$HOST CPUs=$cpus RealMemory=$mem Gres=gpu:a100:2 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
@@ -108,6 +115,9 @@ wait_for_node() {
 link_default_config() {
     mkdir -p /etc/slurm
     for name in slurm.conf gres.conf; do
+        if [ -L "/etc/slurm/$name" ] && [ ! -e "/etc/slurm/$name" ]; then
+            rm "/etc/slurm/$name"  # left by a cluster that was never taken down
+        fi
         if [ ! -e "/etc/slurm/$name" ]; then
             ln -s "$STATE/etc/$name" "/etc/slurm/$name"
         elif [ "$(readlink "/etc/slurm/$name")" != "$STATE/etc/$name" ]; then
@@ -126,6 +136,10 @@ unlink_default_config() {
 
 up() {
     [ "$(id -u)" -eq 0 ] || { log "needs root (to start slurmctld and slurmd)"; exit 1; }
+    if pgrep -x slurmctld > /dev/null || pgrep -x slurmd > /dev/null; then
+        log "a slurmctld or slurmd is already running (pgrep -a slurm); take that cluster down first"
+        exit 1
+    fi
     mkdir -p "$STATE"
     install_packages
     write_config

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -44,11 +45,13 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 KEEP_CHECKPOINTS = 2
 
 
-def distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank): torchrun's variables, else srun's, else one process."""
+def distributed() -> tuple[int, int, int, str]:
+    """(rank, world size, local rank, where they came from): torchrun's variables, else srun's,
+    else one process."""
     env = os.environ
     if "RANK" in env and "WORLD_SIZE" in env:
-        return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
+        rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
+        return rank, world, local, "torchrun"
     if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
         if "MASTER_ADDR" not in env:
             hosts = subprocess.run(
@@ -57,8 +60,9 @@ def distributed() -> tuple[int, int, int]:
             ).stdout.split()  # fmt: skip
             env["MASTER_ADDR"] = hosts[0]
         env.setdefault("MASTER_PORT", str(15000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
-        return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0))
-    return 0, 1, 0
+        rank, world = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+        return rank, world, int(env.get("SLURM_LOCALID", 0)), "srun"
+    return 0, 1, 0, "one process"
 
 
 class _Loss(nn.Module):
@@ -77,13 +81,15 @@ def train(
     outdir: str | Path, checkpoint_dir: str | Path, threads: int | None = None,
 ) -> None:  # fmt: skip
     """Train `experiment` ({objective, normalization, biotypes}) and write the final model."""
-    rank, world, local_rank = distributed()
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    rank, world, local_rank, launcher = distributed()
+    device = _device(local_rank, settings)
+    cuda = device.type == "cuda"
+    log.info("process %d of %d (%s) on %s, device %s", rank, world, launcher,
+             socket.gethostname(), device)  # fmt: skip
     if cuda:
         torch.cuda.set_device(device)
     elif threads:
-        torch.set_num_threads(max(1, threads // world))
+        torch.set_num_threads(max(1, threads // min(world, _processes_per_node(settings))))
     if world > 1:
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     try:
@@ -94,6 +100,28 @@ def train(
     finally:
         if world > 1:
             dist.destroy_process_group()
+
+
+def _device(local_rank: int, settings: dict) -> torch.device:
+    """This process's GPU when CUDA is usable (by local rank; a task that Slurm binds to one
+    GPU sees it as device 0), else the CPU, which `train.gpus` > 0 allows only when
+    `train.require_cuda` is false."""
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+    if settings.get("gpus") and settings.get("require_cuda", True):
+        raise GexnetError(
+            f"train.gpus is {settings['gpus']} but CUDA is not usable on {socket.gethostname()} "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}, "
+            f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}): install the "
+            "CUDA build of PyTorch (envs/gexnet.yaml), or set train.gpus: 0 to train on CPUs"
+        )
+    if settings.get("gpus"):
+        log.warning("train.require_cuda is false and CUDA is not usable: training on CPUs (gloo)")
+    return torch.device("cpu")
+
+
+def _processes_per_node(settings: dict) -> int:
+    return settings.get("gpus") or settings.get("cpu_processes") or 1
 
 
 def _train(rank, world, device, corpus_dir, experiment, model_settings, settings, seed, outdir,

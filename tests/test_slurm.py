@@ -1,0 +1,242 @@
+"""The demo workflow on a real Slurm cluster, through the profile users run.
+
+tests/slurm/cluster.sh starts a one-node cluster (munge, slurmctld, slurmd, two fake a100 GPUs,
+memory enforced); the demo then runs with `snakemake --profile profiles/slurm-ci`, which is
+profiles/slurm-a100 with the test cluster's site values. Training books both GPUs and starts one
+srun task per GPU; with no CUDA behind the fake GPUs the two tasks train on CPUs with gloo. Its
+memory is set so that Slurm kills the first attempt, and the profile's retry doubles it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+from .conftest import REPO, copy_workflow, run
+
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+LOCAL = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+# Two training tasks need about 1 GB together (sstat: MaxRSS about 520 MB a task): Slurm kills
+# the first attempt at 700 MB and the retry, with 1,400 MB, completes.
+TRAIN_MEM_MB = 700
+SLURM_CONFIG = {
+    "train": {
+        "gpus": 2,
+        "launcher": "srun",
+        "require_cuda": False,
+        "cpus_per_process": 1,
+        # half the local batch on each of two tasks: the same global batch as the local run
+        "batch_per_device": LOCAL["train"]["batch_per_device"] // 2,
+        "mem_mb": TRAIN_MEM_MB,
+    }
+}
+EXPERIMENTS = list(LOCAL["experiments"])
+TRAINED_FILES = ("model.safetensors", "metrics.tsv", "validation.tsv")
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
+
+
+def test_ci_profile_is_the_user_profile_with_site_values_only():
+    profile = {}
+    for name in ("slurm-a100", "slurm-ci"):
+        text = (REPO / "profiles" / name / "config.v9+.yaml").read_text()
+        profile[name] = yaml.safe_load(text)
+    user, ci = profile["slurm-a100"], profile["slurm-ci"]
+    site_keys = {"slurm-no-account", "slurm-status-command",
+                 "slurm-init-seconds-before-status-checks"}  # fmt: skip
+    assert set(ci) - set(user) == site_keys and set(user) <= set(ci)
+    for key in set(user) - {"default-resources", "set-resources"}:
+        assert ci[key] == user[key], key
+    site = {"slurm_partition", "slurm_account"}  # the account: none, without accounting
+    for key in user["default-resources"].keys() - site:
+        assert ci["default-resources"][key] == user["default-resources"][key], key
+    assert ci["default-resources"].keys() == user["default-resources"].keys() - {"slurm_account"}
+    assert ci["set-resources"].keys() == user["set-resources"].keys()
+    for rule, values in user["set-resources"].items():
+        assert ci["set-resources"][rule].keys() == values.keys()
+        for key in values.keys() - {"slurm_partition", "gpu_model"}:
+            assert ci["set-resources"][rule][key] == values[key]
+    assert ci["slurm-status-command"] == "squeue"  # sacct needs an accounting database
+
+
+def cannot_run_slurm() -> str | None:
+    """Why this machine cannot start the test cluster, or None."""
+    if not sys.platform.startswith("linux"):
+        return f"the Slurm test cluster needs Linux, not {sys.platform}"
+    if os.geteuid() != 0:
+        return "the Slurm test cluster needs root (slurmctld and slurmd run as root); CI has it"
+    daemons = ("slurmctld", "slurmd", "sbatch", "munged")
+    if not all(shutil.which(d) for d in daemons) and not shutil.which("apt-get"):
+        return "Slurm is not installed and there is no apt-get to install it"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The cluster's environment for clients; torn down (jobs cancelled) after the module."""
+    reason = cannot_run_slurm()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("slurm")
+    env = {**os.environ, "GEXNET_SLURM_DIR": str(state)}
+    up = subprocess.run(["bash", str(CLUSTER), "up"], env=env, capture_output=True, text=True,
+                        timeout=900)  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield {**env, "SLURM_CONF": str(state / "etc" / "slurm.conf")}
+    finally:
+        subprocess.run(["bash", str(CLUSTER), "down"], env=env, capture_output=True, timeout=120)
+
+
+def slurm_jobs(env: dict) -> pd.DataFrame:
+    """Every job slurmctld remembers (MinJobAge keeps finished ones for an hour)."""
+    out = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%i|%k|%T|%m"], env=env,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rows = [line.split("|") for line in out.splitlines()]
+    jobs = pd.DataFrame(rows, columns=["id", "comment", "state", "memory"])
+    return jobs.astype({"id": int}).sort_values("id", ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    """The demo through profiles/slurm-ci: (run directory, snakemake's output, Slurm's jobs)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm-demo"))
+    (workdir / "slurm-test.yaml").write_text(yaml.safe_dump(SLURM_CONFIG))
+    bindir = str(Path(sys.executable).parent)  # jobs inherit PATH (sbatch --export=ALL)
+    env = {**cluster, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm-ci",
+           "--configfile", "config/config.yaml", "slurm-test.yaml"]  # fmt: skip
+    proc = run(cmd, workdir, timeout=1500, env=env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    return workdir, output, slurm_jobs(cluster)
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table: jobs per rule."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
+    return {rule: int(n) for rule, n in counts.items() if rule not in ("job", "total")}
+
+
+def rule_of(comment: str, rules) -> str:
+    """The rule of a Slurm job, from the comment the executor plugin gives it."""
+    return next(r for r in rules if comment == f"rule_{r}" or comment.startswith(f"rule_{r}_wild"))
+
+
+def test_every_job_ran_as_a_slurm_job(slurm_run):
+    _, output, jobs = slurm_run
+    stats = job_stats(output)
+    stats.pop("all")  # the target rule has no command: nothing to run
+    assert stats["train_gene_lm"] == len(EXPERIMENTS) and sum(stats.values()) > 20
+    submitted = SUBMITTED.findall(output)  # (Snakemake's job, Slurm's job) per submission
+    assert len({job for job, _ in submitted}) == sum(stats.values()), "a job ran outside Slurm"
+    assert sorted(int(i) for _, i in submitted) == sorted(jobs.id), "Slurm has every submission"
+    completed = jobs[jobs.state == "COMPLETED"]
+    per_rule = completed.comment.map(lambda c: rule_of(c, stats)).value_counts().to_dict()
+    assert per_rule == stats
+    assert set(jobs.state) <= {"COMPLETED", "FAILED"}
+
+
+def test_training_ran_as_two_srun_tasks_with_the_gpus_booked(slurm_run, cluster):
+    workdir, _, jobs = slurm_run
+    train = jobs[jobs.comment.str.startswith("rule_train_gene_lm") & (jobs.state == "COMPLETED")]
+    assert len(train) == len(EXPERIMENTS)
+    for job_id in train.id:
+        record = subprocess.run(["scontrol", "show", "job", str(job_id)], env=cluster,
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert "TresPerJob=gres:gpu:a100:2" in record, record
+        assert re.search(r"\bNumTasks=2\b", record) and "Partition=ci" in record, record
+    for name in EXPERIMENTS:
+        log_file = workdir / "results" / "demo" / "logs" / f"train_{name}.log"
+        log = log_file.read_text(errors="replace")  # two ranks' progress bars interleave
+        for rank in (0, 1):  # rank and world size from srun's SLURM_PROCID and SLURM_NTASKS
+            assert re.search(rf"process {rank} of 2 \(srun\) on \S+, device cpu", log), log[:2000]
+
+
+def megabytes(squeue_memory: str) -> int:
+    number, unit = float(squeue_memory[:-1]), squeue_memory[-1]
+    return round(number * {"M": 1, "G": 1024, "T": 1024**2}[unit])
+
+
+def test_a_job_killed_for_memory_is_retried_with_more(slurm_run, cluster):
+    _, _, jobs = slurm_run
+    slurmd_log = Path(cluster["GEXNET_SLURM_DIR"], "log", "slurmd.log").read_text(errors="replace")
+    for name in EXPERIMENTS:
+        attempts = jobs[jobs.comment == f"rule_train_gene_lm_wildcards_{name}"]
+        memory = [megabytes(m) for m in attempts.memory]
+        states = list(attempts.state)
+        assert states[-1] == "COMPLETED" and set(states[:-1]) == {"FAILED"}, states
+        assert memory == [TRAIN_MEM_MB * (k + 1) for k in range(len(attempts))], memory
+        for job_id in attempts.id.iloc[:-1]:  # killed by Slurm for memory, not failed otherwise
+            assert re.search(rf"StepId={job_id}\.\d+ exceeded memory limit", slurmd_log), job_id
+
+
+def test_two_srun_tasks_train_as_the_local_process_does(slurm_run, demo_run):
+    workdir, _, _ = slurm_run
+    for name in EXPERIMENTS:
+        local, slurm = (d / "results" / "demo" / "models" / name for d in (demo_run, workdir))
+        a, b = (pd.read_csv(d / "metrics.tsv", sep="\t") for d in (local, slurm))
+        assert len(a) == len(b) > 100
+        # Same samples, masks and global batch each step: equal up to float rounding, which
+        # the fast phase of training later amplifies (GPT: 0.4% apart by step 300).
+        np.testing.assert_allclose(b.loss[:50], a.loss[:50], rtol=1e-5)
+        va, vb = (pd.read_csv(d / "validation.tsv", sep="\t") for d in (local, slurm))
+        np.testing.assert_allclose(vb.validation_loss, va.validation_loss, rtol=5e-3)
+        assert vb.validation_loss.iloc[-1] < vb.validation_loss.iloc[0]
+        ca, cb = (pd.read_parquet(d / "results" / "demo" / "classifiers" / name / "metrics.parquet")
+                  for d in (demo_run, workdir))  # fmt: skip
+        planted = [c[c.source == "planted_programs"].auroc.mean() for c in (ca, cb)]
+        assert planted[1] > 0.95 and abs(planted[0] - planted[1]) < 0.02, planted
+
+
+def not_comparable(path: str) -> bool:
+    """Outputs computed from trained weights, which match the local run only within tolerance
+    (checked above), and files that are not data: logs, benchmarks (times), checkpoints, SVGs
+    (matplotlib's ids) and the report (local run only)."""
+    trained = [*EXPERIMENTS, "baseline_shuffled"]  # shuffled: the reference model's vectors
+    parts = Path(path).parts
+    return (
+        bool({"logs", "benchmarks", "checkpoints", "lncrna"} & set(parts))
+        or path.endswith((".svg", "report.html", "classifiers/comparison.tsv"))
+        or (parts[-3] == "models" and parts[-1] in TRAINED_FILES)
+        or (parts[-2] == "embeddings" and parts[-1].split(".")[0] in trained)
+        or (parts[-3] == "classifiers" and parts[-2] in trained)
+    )
+
+
+def test_deterministic_outputs_equal_the_local_run(slurm_run, demo_run):
+    workdir, _, _ = slurm_run
+
+    def outputs(root: Path) -> dict[str, Path]:
+        files = [p for d in ("resources", "results") for p in (root / d).rglob("*") if p.is_file()]
+        return {str(p.relative_to(root)): p for p in files}
+
+    local, slurm = outputs(demo_run), outputs(workdir)
+    compared = sorted(k for k in local if not not_comparable(k))
+    assert compared == sorted(k for k in slurm if not not_comparable(k))
+    assert len(compared) > 40 and any("corpus" in k for k in compared)
+    differ = [k for k in compared if local[k].read_bytes() != slurm[k].read_bytes()]
+    assert not differ, differ
+    assert {k for k in local if k.endswith(("model.json", "vocabulary.tsv"))} <= set(compared)
+
+
+def test_cluster_goes_down_without_leftovers(cluster):
+    state = Path(cluster["GEXNET_SLURM_DIR"])
+    pids = [int((state / f).read_text()) for f in ("slurmctld.pid", "slurmd.pid")]
+    down = subprocess.run(["bash", str(CLUSTER), "down"], env=cluster, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert not [p for p in pids if psutil.pid_exists(p)] and not state.exists()
+    for name in ("slurm.conf", "gres.conf"):  # the links `up` made are gone
+        link = Path("/etc/slurm", name)
+        assert not (link.is_symlink() and str(state) in os.readlink(link))
