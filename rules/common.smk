@@ -171,7 +171,9 @@ def train_launcher():
     if srun:
         # One task per GPU, each bound to its own (it sees it as device 0); on CPUs, the same
         # number of tasks on every node.
-        layout = "--ntasks-per-gpu=1" if config["train"]["gpus"] else f"--ntasks-per-node={per_node}"
+        layout = (
+            "--ntasks-per-gpu=1" if config["train"]["gpus"] else f"--ntasks-per-node={per_node}"
+        )
         return (
             f"srun --kill-on-bad-exit=1 --nodes={nodes} --ntasks={per_node * nodes} {layout}"
             f" --cpus-per-task={config['train']['cpus_per_process']} python"

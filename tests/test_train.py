@@ -47,7 +47,8 @@ def corpus(small_compendium, tmp_path_factory) -> Path:
 
 def train_settings(**changes) -> dict:
     settings = config.validate({})["train"]
-    settings.update(max_lr=3e-3, batch_per_device=4, grad_accum=2, epochs=2, checkpoint_every=0)
+    settings.update(max_lr=3e-3, batch_per_device=4, grad_accum=2, epochs=2, checkpoint_every=0,
+                    gpus=0)  # fmt: skip
     settings.update(changes)
     return settings
 
