@@ -49,6 +49,7 @@ from torch.nn import functional as F
 
 from gexnet.model import IGNORE, GeneLM, ModelConfig
 from gexnet.tokens import CLS, FIRST_GENE_TOKEN
+from gexnet.train import datasheet_peak
 
 N_TOKENS = 20_000 + FIRST_GENE_TOKEN  # about the paper's vocabulary: 20,000 genes + specials
 
@@ -60,8 +61,6 @@ PRESETS = {
 
 # Dense bf16 tensor-core peaks (NVIDIA datasheets), matched in order against the device name:
 # the PCIe H100 is clocked lower than the SXM one.
-PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0))
-
 # Parameter names of transformers' GPT-2 block → GeneLM's Block.
 GPT2_NAMES = (("attn.c_attn.", "attn.qkv."), ("attn.c_proj.", "attn.proj."),
               ("mlp.c_fc.", "fc."), ("mlp.c_proj.", "fc_proj."))  # fmt: skip
@@ -144,9 +143,9 @@ def peak_flops(args: argparse.Namespace) -> tuple[float | None, str]:
     if args.device.type != "cuda" or args.dtype != "bf16":
         return None, "none (give --peak-tflops)"
     name = torch.cuda.get_device_name(args.device)
-    for key, tflops in PEAK_BF16_TFLOPS:
-        if key in name:
-            return tflops * 1e12, f"{key} bf16 datasheet"
+    known = datasheet_peak(name)
+    if known:
+        return known[1] * 1e12, f"{known[0]} datasheet"
     return None, f"unknown for {name} (give --peak-tflops)"
 
 

@@ -55,7 +55,9 @@ def _install_profile(args: argparse.Namespace) -> None:
         print(line)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; only `command`'s module is imported (training's loads torch, which
+    no other job should pay for)."""
     p = argparse.ArgumentParser(prog="gexnet", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -82,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--title", default="sample QC")
     q.set_defaults(func=_qc)
 
-    # Commands whose module defines its own arguments (add_arguments) and entry point (run).
+    # Commands whose module defines its own arguments (add_arguments) and entry point (run),
+    # imported only when it is the command being run.
     for name, module, help_text in (
         ("download", "download", "fetch a file: resume, retry, fall back, verify"),
         ("geo", "geo", "GEO series (NCBI raw counts + series matrix) to an ARCHS4-layout file"),
@@ -93,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
         ("embeddings", "embeddings", "export a trained model's gene embeddings"),
         ("classify", "classify", "gene-property classifiers, baselines, lncRNA transfer"),
     ):
+        if name != command:
+            sub.add_parser(name, help=help_text)
+            continue
         mod = importlib.import_module(f"gexnet.{module}")
         cmd = sub.add_parser(name, help=help_text, description=mod.__doc__)
         mod.add_arguments(cmd)
@@ -111,7 +117,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,6 +11,7 @@ every step, and a resumed run continues exactly where the interrupted one stoppe
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -82,8 +83,16 @@ def steps_per_epoch(n_train: int, global_batch: int) -> int:
 
 def step_rows(n_train: int, global_batch: int, seed: int, epoch: int, step: int) -> np.ndarray:
     """The training rows of optimizer step `step` of `epoch` (all ranks, all micro-batches)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n_train)
+    order = _epoch_order(n_train, seed, epoch)
     return order[step * global_batch : (step + 1) * global_batch]
+
+
+@functools.lru_cache(maxsize=1)
+def _epoch_order(n_train: int, seed: int, epoch: int) -> np.ndarray:
+    """The epoch's shuffle, made once per epoch rather than at every step (read-only)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n_train)
+    order.flags.writeable = False
+    return order
 
 
 def micro_batches(rows: np.ndarray, rank: int, world: int, accum: int) -> list[np.ndarray]:

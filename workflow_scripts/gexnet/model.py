@@ -51,11 +51,6 @@ class ModelConfig:
         if self.hidden % self.heads:
             raise ValueError(f"hidden {self.hidden} is not a multiple of heads {self.heads}")
 
-    @property
-    def mask_level(self) -> int:
-        """The input level of a masked position (bert_expr): one past the real levels."""
-        return self.levels + 1
-
     def to_dict(self) -> dict:
         return asdict(self)
 

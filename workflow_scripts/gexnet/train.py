@@ -35,12 +35,14 @@ from torch import nn
 
 from gexnet import lmdata
 from gexnet.errors import GexnetError
-from gexnet.io import atomic_path
+from gexnet.io import atomic_path, write_table
 from gexnet.model import IGNORE, GeneLM, ModelConfig
 
 log = logging.getLogger(__name__)
 
-PEAK_TFLOPS = {"A100": 312.0, "H100": 989.0, "H200": 989.0, "V100": 125.0}  # dense bf16/fp16
+# Dense bf16 (V100: fp16) datasheet peaks, by a part of the device name; first match wins.
+PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0),
+               ("V100", 125.0))  # fmt: skip
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 KEEP_CHECKPOINTS = 2
 
@@ -103,20 +105,21 @@ def train(
 
 
 def _device(local_rank: int, settings: dict) -> torch.device:
-    """This process's GPU when CUDA is usable (by local rank; a task that Slurm binds to one
-    GPU sees it as device 0), else the CPU, which `train.gpus` > 0 allows only when
-    `train.require_cuda` is false."""
+    """The CPU for `train.gpus: 0`; else this process's GPU (by local rank; a task that Slurm
+    binds to one GPU sees it as device 0), or the CPU where CUDA is not usable, which only
+    `train.require_cuda: false` allows."""
+    if not settings.get("gpus"):
+        return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-    if settings.get("gpus") and settings.get("require_cuda", True):
+    if settings.get("require_cuda", True):
         raise GexnetError(
             f"train.gpus is {settings['gpus']} but CUDA is not usable on {socket.gethostname()} "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}, "
             f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}): install the "
             "CUDA build of PyTorch (envs/gexnet.yaml), or set train.gpus: 0 to train on CPUs"
         )
-    if settings.get("gpus"):
-        log.warning("train.require_cuda is false and CUDA is not usable: training on CPUs (gloo)")
+    log.warning("train.require_cuda is false and CUDA is not usable: training on CPUs (gloo)")
     return torch.device("cpu")
 
 
@@ -130,7 +133,8 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
     torch.use_deterministic_algorithms(device.type == "cpu")  # resumed = uninterrupted, bitwise
     corpus = lmdata.Corpus(corpus_dir, experiment["normalization"], experiment.get("biotypes"))
     objective = experiment["objective"]
-    config = ModelConfig(objective, corpus.n_tokens, corpus.context, **model_settings)
+    config = ModelConfig(objective, corpus.n_tokens, corpus.context, levels=corpus.n_levels,
+                         **model_settings)  # fmt: skip
     model = GeneLM(config).to(device)
     loss_module = _Loss(model)
     if world > 1:
@@ -172,6 +176,7 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         else contextlib.nullcontext()
     )  # fmt: skip
     peak = _peak_flops(device, settings.get("peak_tflops"))
+    flops_per_token = model.flops_per_token()
     progress = _progress(rank, start, total_steps, experiment)
     mask_fraction = settings["mask_fraction"]
     for step in range(start, total_steps):
@@ -199,12 +204,10 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        loss = (_all_sum(step_loss, world) / targets.clamp(min=1)).item()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        loss = (_all_sum(step_loss, world) / targets.clamp(min=1)).item()  # waits for the GPU
         seconds = time.perf_counter() - t0
         tokens_per_s = global_batch * corpus.context / seconds
-        mfu = tokens_per_s * model.flops_per_token() / peak if peak else float("nan")
+        mfu = tokens_per_s * flops_per_token / peak if peak else float("nan")
         metrics.step(step + 1, epoch, loss, lr, tokens_per_s, mfu)
         progress.update(1)
         progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}")
@@ -225,8 +228,7 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
                 "stopped by signal %s at step %d: checkpoint written", stop.signum, step + 1
             )
             raise SystemExit(128 + (stop.signum or signal.SIGTERM))
-    progress.close()
-    metrics.flush()
+    progress.close()  # the last step flushed the metrics with its checkpoint
     if rank == 0:
         _write_model(outdir, model, config, experiment, fingerprint, corpus, metrics)
     if world > 1:
@@ -261,11 +263,14 @@ def _peak_flops(device: torch.device, peak_tflops: float | None) -> float | None
     if peak_tflops:
         return peak_tflops * 1e12
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, tflops in PEAK_TFLOPS.items():
-            if key in name:
-                return tflops * 1e12
+        known = datasheet_peak(torch.cuda.get_device_name(device))
+        return known[1] * 1e12 if known else None
     return None  # CPUs: no standard peak; set train.peak_tflops for an MFU
+
+
+def datasheet_peak(device_name: str) -> tuple[str, float] | None:
+    """(matched name, peak TFLOP/s) of a GPU from PEAK_TFLOPS, or None when unknown."""
+    return next(((k, t) for k, t in PEAK_TFLOPS if k in device_name), None)
 
 
 def _progress(rank: int, start: int, total: int, experiment: dict):
@@ -366,25 +371,21 @@ class Metrics:
         columns = self.STEP if kind == "step" else self.VALIDATION
         return pd.DataFrame(self.rows[kind], columns=columns)
 
-    def flush(self) -> None:
+    def flush(self, directory: Path | None = None) -> None:
+        """Write both tables (rank 0): where they are kept, or into `directory`."""
         if self.rank == 0:
             for kind, path in self.paths.items():
-                with atomic_path(path) as tmp:
-                    self.table(kind).to_csv(tmp, sep="\t", index=False)
+                write_table(self.table(kind), directory / path.name if directory else path)
 
 
 def _write_model(outdir, model, config, experiment, fingerprint, corpus, metrics) -> None:
     from safetensors.torch import save_file
 
-    outdir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(outdir / "model.safetensors") as tmp:
         save_file(state, str(tmp))
-    with atomic_path(outdir / "vocabulary.tsv") as tmp:
-        corpus.vocabulary.to_csv(tmp, sep="\t", index=False)
-    for kind, name in (("step", "metrics.tsv"), ("validation", "validation.tsv")):
-        with atomic_path(outdir / name) as tmp:
-            metrics.table(kind).to_csv(tmp, sep="\t", index=False)
+    write_table(corpus.vocabulary, outdir / "vocabulary.tsv")
+    metrics.flush(outdir)
     description = {
         "model": config.to_dict(), "experiment": experiment, "training": fingerprint,
         "corpus": str(corpus.directory), "n_parameters": model.n_params(),
