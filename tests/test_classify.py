@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gexnet import classify, normalize, qc
+from gexnet import classify, embeddings, normalize, qc
 from gexnet.errors import GexnetError
 from gexnet.io import write_table
 
@@ -78,7 +78,7 @@ def test_planted_labels_from_the_truth_table():
 
 
 def write_embedding(path, genes, vectors):
-    write_table(classify.embedding_table(genes, vectors), path)
+    write_table(embeddings.embedding_table(genes, vectors), path)
 
 
 def test_shuffled_and_random_baselines_keep_genes(tmp_path):
@@ -97,10 +97,10 @@ def test_shuffled_and_random_baselines_keep_genes(tmp_path):
 def test_read_embedding_rejects_bad_files(tmp_path):
     write_table(pd.DataFrame({"gene_id": ["a"], "x": [1.0]}), tmp_path / "bad.parquet")
     with pytest.raises(GexnetError, match="dim_1"):
-        classify.read_embedding(tmp_path / "bad.parquet")
+        embeddings.read_embedding(tmp_path / "bad.parquet")
     write_embedding(tmp_path / "nan.parquet", genes_table().iloc[:2], np.array([[np.nan], [1.0]]))
     with pytest.raises(GexnetError, match="non-finite"):
-        classify.read_embedding(tmp_path / "nan.parquet")
+        embeddings.read_embedding(tmp_path / "nan.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_cross_validated_metrics_match_scikit_learn_per_fold(tmp_path):
     assert (table.drop(index="P:noise")["auroc"] > 0.9).all()
     assert abs(table.loc["P:noise", "auroc"] - 0.5) < 0.2
     # the oracle: one scikit-learn model per label and fold, the same folds, AUROC per fold
-    g, x = classify.read_embedding(path)
+    g, x = embeddings.read_embedding(path)
     train = (g["biotype"] == "protein_coding").to_numpy()
     x, ids = x[train], g.loc[train, "gene_id"].to_numpy()
     folds = logreg.fold_of(len(ids), 4, 5)

@@ -103,6 +103,8 @@ def test_coefficients_match_sklearn(data, sklearn_coefficients, tol, label_chunk
     """
     X, Y, valid = data
     C = 1.0
+    # The float32 gradient bound below cannot tell the precisions apart: check the choice.
+    assert logreg._Solver(C, tol, 1).dtype == (torch.float64 if tol == 1e-7 else torch.float32)
     W, b = logreg.fit(X, Y, valid, C=C, tol=tol, label_chunk=label_chunk)
     assert W.shape == (DIMS, Y.shape[1]) and W.dtype == np.float32 and b.shape == (Y.shape[1],)
     for j, (w_sk, b_sk) in enumerate(sklearn_coefficients):

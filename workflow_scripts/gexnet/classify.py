@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gexnet.embeddings import embedding_table, read_embedding
 from gexnet.errors import GexnetError
 from gexnet.io import atomic_path, write_table
+from gexnet.tokens import FIRST_GENE_TOKEN
 
 PLANTED_SOURCE = "planted_programs"
 
@@ -108,23 +110,6 @@ def label_matrix(
 BASELINES = ("shuffled", "random", "coexpression")
 
 
-def read_embedding(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """(genes: gene_id, symbol, biotype; vectors genes × d float32) of an embedding Parquet."""
-    table = pd.read_parquet(path)
-    dims = table.filter(regex=r"^dim_\d+$")
-    if dims.shape[1] == 0 or not {"gene_id", "symbol", "biotype"} <= set(table.columns):
-        raise GexnetError(f"{path}: expected gene_id, symbol, biotype and dim_1.. columns")
-    vectors = dims.to_numpy(np.float32)
-    if not np.isfinite(vectors).all():
-        raise GexnetError(f"{path}: non-finite values in the embedding")
-    return table[["gene_id", "symbol", "biotype"]].reset_index(drop=True), vectors
-
-
-def embedding_table(genes: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
-    dims = pd.DataFrame(vectors, columns=[f"dim_{i + 1}" for i in range(vectors.shape[1])])
-    return pd.concat([genes.reset_index(drop=True), dims], axis=1)
-
-
 def shuffled_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
     """The reference embedding with its vectors dealt to the genes at random."""
     genes, vectors = read_embedding(reference)
@@ -148,7 +133,8 @@ def coexpression_embedding(corpus: str | Path, dims: int, seed: int, block_rows:
     dense = open_array(corpus / "corpus.json", "dense")
     reference = pd.read_parquet(corpus / "reference.parquet")
     vocabulary = pd.read_csv(corpus / "vocabulary.tsv", sep="\t", keep_default_na=False)
-    genes = vocabulary.iloc[3:][["gene_id", "symbol", "biotype"]].reset_index(drop=True)
+    genes = vocabulary.iloc[FIRST_GENE_TOKEN:][["gene_id", "symbol", "biotype"]]
+    genes = genes.reset_index(drop=True)
     mean = reference["mean"].to_numpy(np.float64)
     std = reference["std"].to_numpy(np.float64)
     scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)  # constant genes: zero

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gexnet.errors import GexnetError
 from gexnet.io import atomic_path, write_table
 from gexnet.tokens import FIRST_GENE_TOKEN
 
@@ -29,9 +30,25 @@ def gene_embeddings(model_dir: str | Path) -> pd.DataFrame:
     vectors = model.gene_embeddings().numpy()
     if len(genes) != len(vectors):
         raise ValueError(f"{model_dir}: {len(vectors)} embeddings for {len(genes)} genes")
-    table = genes[["gene_id", "symbol", "biotype"]].copy()
+    return embedding_table(genes[["gene_id", "symbol", "biotype"]], vectors)
+
+
+def read_embedding(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """(genes: gene_id, symbol, biotype; vectors genes × d float32) of an embedding Parquet."""
+    table = pd.read_parquet(path)
+    dims = table.filter(regex=r"^dim_\d+$")
+    if dims.shape[1] == 0 or not {"gene_id", "symbol", "biotype"} <= set(table.columns):
+        raise GexnetError(f"{path}: expected gene_id, symbol, biotype and dim_1.. columns")
+    vectors = dims.to_numpy(np.float32)
+    if not np.isfinite(vectors).all():
+        raise GexnetError(f"{path}: non-finite values in the embedding")
+    return table[["gene_id", "symbol", "biotype"]].reset_index(drop=True), vectors
+
+
+def embedding_table(genes: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    """The Parquet layout: gene_id, symbol, biotype, then dim_1..dim_d."""
     dims = pd.DataFrame(vectors, columns=[f"dim_{i + 1}" for i in range(vectors.shape[1])])
-    return pd.concat([table, dims], axis=1)
+    return pd.concat([genes.reset_index(drop=True), dims], axis=1)
 
 
 def word2vec_names(table: pd.DataFrame) -> pd.Series:
