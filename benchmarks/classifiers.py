@@ -44,6 +44,10 @@ from sklearn.metrics import roc_auc_score
 
 from gexnet import logreg
 
+TOL = 1e-3  # the engine's default, what the workflow runs (classifiers.tol)
+# Largest AUROC difference from scikit-learn run to tol=1e-8; 5e-4 measured at full size.
+MAX_AUROC_DIFFERENCE = 1e-3
+
 
 def make_data(
     n_genes: int, n_labels: int, dims: int, sources: int, seed: int = 0
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     sklearn_auroc(X[:500], Y[:500], valid[:500], folds[:500], args.C, few[:1])
 
     start = time.perf_counter()
-    scores = logreg.cross_validate(X, Y, valid, folds, C=args.C)
+    scores = logreg.cross_validate(X, Y, valid, folds, C=args.C, tol=TOL)
     cv_s = time.perf_counter() - start
     engine_auc = logreg.auroc(scores, Y, valid)
     engine_s = time.perf_counter() - start
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'gexnet.logreg':<28}{args.labels:>14}{engine_s:>10.1f}{engine_s:>16.1f}")
     print(f"{'  cross_validate + auroc':<28}{'':>14}{cv_s:>10.1f} + {engine_s - cv_s:.1f}")
     print(f"{'scikit-learn loop':<28}{len(labels):>14}{sk_s:>10.1f}{sk_all:>16.0f}")
-    hvp = logreg._Solver(args.C, 1e-3, 1).hvp_dtype  # what cross_validate used
+    hvp = logreg._Solver(args.C, TOL, 1).hvp_dtype  # what cross_validate used
     print(f"speed-up, scikit-learn ÷ gexnet: {sk_all / engine_s:.0f}× (Hessian products: {hvp})")
     d_default = np.abs(engine_auc[labels] - sk_auc).max()
     d_ref = np.abs(engine_auc[ref] - ref_auc).max()
@@ -159,9 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         f"AUROC median {np.nanmedian(engine_auc):.3f}; max |Δ| vs scikit-learn default tol on "
         f"{len(labels)} labels: {d_default:.1e}; vs tol=1e-8 on {len(ref)}: {d_ref:.1e}"
     )
-    if not d_ref <= 0.01:
+    if not d_ref <= MAX_AUROC_DIFFERENCE:
         print(
-            "FAIL: AUROC differs from scikit-learn at tol=1e-8 by more than 0.01", file=sys.stderr
+            f"FAIL: AUROC differs from scikit-learn at tol=1e-8 by more than "
+            f"{MAX_AUROC_DIFFERENCE}",
+            file=sys.stderr,
         )
         return 1
     return 0

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet import binning, config, tokens
+from gexnet.io import write_table
 
 ARCHS4_GENES, ARCHS4_SAMPLES = 67_000, 720_000  # ARCHS4 human, gene level
 SHAPE = 2.0  # gamma shape of the gamma-Poisson (negative binomial dispersion 0.5)
@@ -397,7 +398,7 @@ def memory(args: argparse.Namespace, cfg: dict) -> dict:
             t = time.perf_counter()
             write_compendium(compendium, n_genes, size, block, args.seed)
             qc = sample_qc(compendium, thresholds, block)
-            qc.to_parquet(qc_table, index=False)
+            write_table(qc, qc_table)
             prep = time.perf_counter() - t
             argv = ["--child-normalize", str(compendium), str(qc_table), str(tmp / f"out{size}")]
             rss, polled, wall = run_child([*argv, str(block)], tmp, f"normalize{size}")

@@ -127,14 +127,9 @@ def check_corpus(outdir: Path, compendium: Path, qc_path: Path, scale_to: float)
     np.testing.assert_allclose(dense, expected, rtol=2e-6, atol=1e-7)
     assert ((dense > 0) == (expected > 0)).all()
 
-    # bins: the documented rule per gene over all kept samples; the published algorithm where
-    # a gene has no ties
+    # bins: the documented rule per gene over all kept samples (the corpus keeps no bins: they
+    # are checked through the tokens and levels they give; test_binning checks this oracle)
     oracle = np.stack([min_rank_bins(dense[:, g], bins) for g in range(dense.shape[1])], axis=1)
-    published = binning.direct_binning(dense.T, bins).T
-    for g in range(dense.shape[1]):
-        nonzero = dense[:, g][dense[:, g] > 0]
-        if np.unique(nonzero).size == nonzero.size:
-            assert (oracle[:, g] == published[:, g]).all()
 
     # tokens and levels by bin
     ids_bin, levels_bin = brute_tokens(oracle, dense, context)

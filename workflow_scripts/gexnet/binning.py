@@ -104,12 +104,14 @@ def bin_genes(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
         sv = sorted_values[g, n_samples - n :]
         sv.view(np.uint32)[...] = key >> np.uint64(32)
         # sorted position p takes bin 2 + p · (B − 1) // n: bin j + 2 starts at ceil(j · n / (B − 1))
+        # (edge_ranks with k from 0, inline: this runs once per gene)
         first = (k * n + bins - 2) // (bins - 1)
         b = np.repeat(bin_ids, np.diff(first, append=n))
         # a value equal to the one before it takes the bin of its run's start ("min" ranks)
-        tied = np.flatnonzero(sv[1:] == sv[:-1]) + 1
+        same = sv[1:] == sv[:-1]
+        tied = np.flatnonzero(same) + 1
         if tied.size:
-            run_starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
+            run_starts = np.flatnonzero(np.r_[True, ~same])
             b[tied] = b[run_starts[np.searchsorted(run_starts, tied, side="right") - 1]]
         key &= np.uint64(0xFFFFFFFF)
         out[g, key.view(np.int64)] = b
