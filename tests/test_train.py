@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,7 +214,7 @@ def test_killed_run_resumes_to_identical_weights(corpus, tmp_path):
     np.testing.assert_array_equal(full["loss"], cut["loss"])
 
 
-def test_sigterm_checkpoints_and_a_rerun_finishes(corpus, tmp_path):
+def test_sigterm_checkpoints_and_stops_and_other_settings_are_refused(corpus, tmp_path):
     settings = train_settings(epochs=40, checkpoint_every=0)
     proc = run_train(corpus, tmp_path / "out", tmp_path / "ck", settings=settings, wait=False)
     deadline = time.time() + 300
@@ -223,6 +224,10 @@ def test_sigterm_checkpoints_and_a_rerun_finishes(corpus, tmp_path):
     proc.wait(timeout=300)
     output = proc.log.read_text()
     assert proc.returncode != 0, output[-2000:]
+    # the worker itself stopped on the signal with a checkpoint, not on some other failure
+    assert re.search(r"stopped by signal 15 at step \d+: checkpoint written", output), output[
+        -2000:
+    ]
     still = [
         p
         for p in psutil.process_iter(["cmdline"])
