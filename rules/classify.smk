@@ -35,6 +35,7 @@ rule classifier_shard:
         logs("classifiers_{embedding}_{shard}"),
     conda:
         "../envs/gexnet.yaml"
+    threads: config["classifiers"]["threads"]
     resources:
         mem_mb=attempt_scaled(8000),
         runtime=attempt_scaled(120),
@@ -46,7 +47,7 @@ rule classifier_shard:
     shell:
         "python -m gexnet classify metrics {input.embedding} {params.labels}"
         " --settings {params.settings} --seed {params.seed} --shard {wildcards.shard}"
-        " --shards {params.shards} --out {output} > {log} 2>&1"
+        " --shards {params.shards} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule classifier_metrics:
@@ -128,6 +129,7 @@ rule lncrna_transfer:
         logs("lncrna_{embedding}"),
     conda:
         "../envs/gexnet.yaml"
+    threads: config["classifiers"]["threads"]
     resources:
         mem_mb=attempt_scaled(16000),
     params:
@@ -136,5 +138,5 @@ rule lncrna_transfer:
         seed=config["seed"],
     shell:
         "python -m gexnet classify transfer {input.embedding} {params.labels}"
-        " --settings {params.settings} --seed {params.seed}"
+        " --settings {params.settings} --seed {params.seed} --threads {threads}"
         " --predictions {output.predictions} --top {output.top} > {log} 2>&1"

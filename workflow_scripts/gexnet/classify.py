@@ -170,7 +170,7 @@ def training_genes(genes: pd.DataFrame, biotypes: list[str]) -> np.ndarray:
 
 def cross_validated_metrics(
     embedding: str | Path, labels: pd.DataFrame, settings: dict, seed: int,
-    shard: int = 0, n_shards: int = 1,
+    shard: int = 0, n_shards: int = 1, threads: int | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """label, source, term_id, term_name, n_pos, n_neg, auroc, auprc of shard `shard` of the
     labels (every n_shards-th), by K-fold cross-validation over the training genes."""
@@ -185,8 +185,9 @@ def cross_validated_metrics(
     positive, valid = matrix.positive[:, chosen], matrix.valid[:, chosen]
     folds = logreg.fold_of(int(train.sum()), settings["folds"], seed)
     scores = logreg.cross_validate(
-        vectors[train], positive, valid, folds, C=settings["C"], tol=settings["tol"], progress=True
-    )
+        vectors[train], positive, valid, folds, C=settings["C"], tol=settings["tol"],
+        progress=True, threads=threads,
+    )  # fmt: skip
     table = matrix.labels.iloc[chosen].reset_index(drop=True)
     table["auroc"], table["auprc"] = fold_mean_metrics(scores, positive, valid, folds)
     return table
@@ -259,8 +260,9 @@ def plot_auroc(metrics: dict[str, pd.DataFrame], path: str | Path) -> None:
 
 
 def transfer(
-    embedding: str | Path, labels: pd.DataFrame, settings: dict, top: int = 10
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    embedding: str | Path, labels: pd.DataFrame, settings: dict, top: int = 10,
+    threads: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Fit every label on all its labelled training genes; predict every lncRNA of the embedding.
 
     Returns the predictions (label, gene_id, probability, percentile: the lncRNA's rank within the
@@ -283,6 +285,7 @@ def transfer(
         C=settings["C"],
         tol=settings["tol"],
         progress=True,
+        threads=threads,
     )
     logits = vectors[target] @ w + b  # lncRNAs × labels
     probability = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
@@ -345,6 +348,8 @@ def add_arguments(parser) -> None:
         if name == "metrics":
             s.add_argument("--shard", type=int, default=0)
             s.add_argument("--shards", type=int, default=1)
+        if name in ("metrics", "transfer"):
+            s.add_argument("--threads", type=int, help="cores to use (default: all allowed)")
         if name in ("metrics", "counts"):
             s.add_argument("--out", type=Path, required=True)
         else:
@@ -374,7 +379,7 @@ def run(args) -> None:
     elif args.action == "metrics":
         labels = _labels(args.labels, args.programs)
         table = cross_validated_metrics(args.embedding, labels, args.settings, args.seed,
-                                        args.shard, args.shards)  # fmt: skip
+                                        args.shard, args.shards, args.threads)  # fmt: skip
         write_table(table, args.out)
     elif args.action == "counts":
         genes, _ = read_embedding(args.embedding)
@@ -386,7 +391,7 @@ def run(args) -> None:
         write_table(counts, args.out)
     elif args.action == "transfer":
         labels = _labels(args.labels, args.programs)
-        predictions, top = transfer(args.embedding, labels, args.settings)
+        predictions, top = transfer(args.embedding, labels, args.settings, threads=args.threads)
         write_table(predictions, args.predictions)
         write_table(top, args.top)
     elif args.action == "gather":
