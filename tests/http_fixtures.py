@@ -39,6 +39,9 @@ class Resource:
     cut_how: Literal["close", "reset", "stall"] = "close"
     stall_seconds: float = 5.0
     bodies: Sequence[bytes] = ()  # request i serves bodies[i] in place of `payload`
+    # False: no Content-Length and no total in Content-Range; the body ends when the connection
+    # closes, so a cut looks like the end of the file.
+    announce_size: bool = True
     throttle: float = 0.0  # seconds slept after each chunk
     chunk_size: int = 64 * 1024
     requests: int = field(default=0, init=False)
@@ -131,8 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(
         self, resource: Resource | None, index: int, status: int, body: bytes, start: int
     ) -> None:
+        announce = resource is None or resource.announce_size
         self.send_response(status)
-        if status == 416:
+        if status == 416 and announce:
             self.send_header("Content-Range", f"bytes */{len(body)}")
         if status not in (200, 206):
             self.send_header("Content-Length", "0")
@@ -140,8 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         assert resource is not None
         if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
+            total = len(body) if announce else "*"
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{total}")
+        if announce:
+            self.send_header("Content-Length", str(len(body) - start))
+        else:
+            self.close_connection = True  # the close marks the end of the body
         self.end_headers()
         stop = resource.cut_at[index] if index < len(resource.cut_at) else len(body)
         position = start

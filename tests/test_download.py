@@ -182,19 +182,140 @@ def write_small_archs4(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_validation_failure_refetches_a_good_archs4_file(server, tmp_path):
-    good = write_small_archs4(tmp_path / "source.h5")
-    # A whole but truncated file: its size matches its Content-Length, only the content is bad.
-    url = server.add("/human_gene.h5", good, bodies=[good[: len(good) // 2]])
+@pytest.fixture(scope="module")
+def archs4_bytes(tmp_path_factory) -> bytes:
+    return write_small_archs4(tmp_path_factory.mktemp("archs4") / "source.h5")
+
+
+NOT_HDF5 = b"not an HDF5 file at all " * 1000
+
+
+@pytest.mark.parametrize("whole_by", ["size", "checksum"])
+def test_whole_file_failing_validation_stops_at_once_and_is_kept(
+    server, archs4_bytes, tmp_path, whole_by
+):
+    """Fetching a whole file again would give the same bytes: one transfer, then stop."""
+    by_size = whole_by == "size"
+    primary = server.add("/a.h5", NOT_HDF5, announce_size=by_size)
+    fallback = server.add("/b.h5", archs4_bytes)
+    dest = tmp_path / "human_gene.h5"
+    options = {
+        "validate": download.validate_archs4,
+        "checksum": None if by_size else f"sha256:{sha256(NOT_HDF5)}",
+        "local_key": "archs4.local_files.human_gene",
+        **FAST,
+    }
+    with pytest.raises(DownloadError) as first:
+        fetch([primary, fallback], dest, **options)
+    message = str(first.value)
+    assert message.startswith(f"cannot use human_gene.h5 from {primary}: validation failed: ")
+    assert "not a readable HDF5 file" in message and "\n" not in message
+    whole = (
+        f"its size is the {len(NOT_HDF5):,} bytes the server announced"
+        if by_size
+        else "its sha256 checksum matched"
+    )
+    assert f"the file is whole ({whole}), so it was not fetched again" in message
+    assert f"kept in {part_of(dest)}; delete that file to download it again" in message
+    assert "or set archs4.local_files.human_gene to a local copy" in message
+    assert [(s.path, s.range, s.status) for s in server.seen()] == [("/a.h5", None, 200)]
+    assert part_of(dest).read_bytes() == NOT_HDF5 and not dest.exists()
+
+    with pytest.raises(DownloadError) as again:
+        fetch([primary, fallback], dest, **options)
+    assert str(again.value) == message
+    # The rerun asks only for what lies past the kept bytes, and is told there is nothing.
+    assert [(s.path, s.range, s.status) for s in server.seen()][1:] == [
+        ("/a.h5", f"bytes={len(NOT_HDF5)}-", 416)
+    ]
+    assert part_of(dest).read_bytes() == NOT_HDF5
+
+    # As the message says: without the .part, the file is fetched anew.
+    part_of(dest).unlink()
+    server.resources["/a.h5"].payload = archs4_bytes
+    fetch([primary, fallback], dest, **{**options, "checksum": None})
+    assert dest.read_bytes() == archs4_bytes
+    assert [(s.path, s.range) for s in server.seen()][2:] == [("/a.h5", None)]
+
+
+def test_rerun_where_range_is_ignored_checks_the_kept_bytes(server, tmp_path):
+    """A server that answers a resume with the whole file: its size says the .part is whole."""
+    other = bytes(reversed(NOT_HDF5))  # what a second transfer would write
+    url = server.add("/a.h5", NOT_HDF5, bodies=[NOT_HDF5, other], honour_range=False)
+    dest = tmp_path / "human_gene.h5"
+    for _ in range(2):
+        with pytest.raises(DownloadError, match=r"validation failed: .*kept in"):
+            fetch([url], dest, validate=download.validate_archs4, **FAST)
+    assert part_of(dest).read_bytes() == NOT_HDF5
+    assert ranges(server, "/a.h5") == [None, f"bytes={len(NOT_HDF5)}-"]
+
+
+def test_kept_part_once_valid_is_accepted_without_a_transfer(server, archs4_bytes, tmp_path):
+    """Deleting the .part is one way out; a .part that now validates is another."""
+    dest = tmp_path / "human_gene.h5"
+    part_of(dest).write_bytes(archs4_bytes)
+    url = server.add("/a.h5", archs4_bytes)
+    fetch([url], dest, validate=download.validate_archs4, retries=1, **FAST)
+    assert dest.read_bytes() == archs4_bytes
+    assert [s.status for s in server.seen()] == [416]
+
+
+def test_validation_failure_of_unknown_size_is_fetched_again(server, archs4_bytes, tmp_path):
+    """Without a size or a checksum, a file cut short cannot be told from a bad one."""
+    cut = archs4_bytes[: len(archs4_bytes) // 2]
+    url = server.add("/human_gene.h5", archs4_bytes, bodies=[cut], announce_size=False)
     dest = fetch([url], tmp_path / "human_gene.h5", validate=download.validate_archs4, **FAST)
-    assert dest.read_bytes() == good
+    assert dest.read_bytes() == archs4_bytes
     assert ranges(server, "/human_gene.h5") == [None, None]
 
 
-def test_validation_failure_forever_names_the_problem(server, tmp_path):
-    url = server.add("/human_gene.h5", b"not an HDF5 file at all")
+def test_validation_failure_of_unknown_size_fails_after_the_attempts(server, tmp_path):
+    url = server.add("/human_gene.h5", NOT_HDF5, announce_size=False)
+    dest = tmp_path / "human_gene.h5"
     with pytest.raises(DownloadError, match=r"validation failed: .*not a readable HDF5 file"):
-        fetch([url], tmp_path / "human_gene.h5", validate=download.validate_archs4, **FAST)
+        fetch([url], dest, validate=download.validate_archs4, retries=3, **FAST)
+    assert ranges(server, "/human_gene.h5") == [None] * 3
+    assert not part_of(dest).exists()
+
+
+def test_checksum_mismatch_is_fetched_again_before_validation(server, archs4_bytes, tmp_path):
+    """Bytes corrupted on the way are whole in size only: the checksum sends them back."""
+    corrupt = bytearray(archs4_bytes)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    url = server.add("/human_gene.h5", archs4_bytes, bodies=[bytes(corrupt)])
+    dest = fetch(
+        [url],
+        tmp_path / "human_gene.h5",
+        checksum=f"sha256:{sha256(archs4_bytes)}",
+        validate=download.validate_archs4,
+        **FAST,
+    )
+    assert dest.read_bytes() == archs4_bytes
+    assert ranges(server, "/human_gene.h5") == [None, None]
+
+
+def test_checksum_mismatch_with_validation_fails_after_the_attempts(server, tmp_path):
+    url = server.add("/human_gene.h5", NOT_HDF5)
+    dest = tmp_path / "human_gene.h5"
+    with pytest.raises(DownloadError, match=r"checksum mismatch.* after 3 attempts"):
+        fetch(
+            [url],
+            dest,
+            checksum="sha256:" + "0" * 64,
+            validate=download.validate_archs4,
+            retries=3,
+            **FAST,
+        )
+    assert ranges(server, "/human_gene.h5") == [None] * 3
+    assert not part_of(dest).exists()
+
+
+def test_cut_archs4_file_resumes_and_validates(server, archs4_bytes, tmp_path):
+    cut = len(archs4_bytes) // 2
+    url = server.add("/human_gene.h5", archs4_bytes, cut_at=[cut])
+    dest = fetch([url], tmp_path / "human_gene.h5", validate=download.validate_archs4, **FAST)
+    assert dest.read_bytes() == archs4_bytes
+    assert ranges(server, "/human_gene.h5") == [None, f"bytes={cut}-"]
 
 
 def test_404_on_primary_goes_to_fallback_at_once(server, payload, tmp_path, caplog):

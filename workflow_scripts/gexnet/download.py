@@ -3,6 +3,12 @@
 ARCHS4 files are over 30 GB, so a dropped connection must cost only the bytes not yet received:
 data goes to `<dest>.part`, every attempt resumes it with a Range request, and only a complete,
 verified file is renamed to `dest`, so no later stage ever reads a partial download.
+
+Only what can come out differently is fetched again: a network fault (refused, reset, timed out,
+cut short, HTTP 5xx), a size that differs from the server's and a checksum mismatch. A file that
+is whole (its size is the one the server announced, or its checksum matched) but fails the
+content check would come back the same, so it stops the download at once, on every address; its
+bytes stay in the .part, where the next run checks them again without fetching them.
 """
 
 from __future__ import annotations
@@ -54,6 +60,14 @@ class _Failed(Exception):
         self.final = final
 
 
+class _Invalid(Exception):
+    """The .part is the whole file and fails validation: no address can give better bytes."""
+
+    def __init__(self, problem: str, whole: str) -> None:
+        super().__init__(problem)
+        self.whole = whole  # what shows the file is whole
+
+
 @dataclass
 class _Job:
     """One file being fetched, and what is known about it across attempts and addresses."""
@@ -87,9 +101,19 @@ def fetch(
     Returns `dest` at once if it exists. Each address gets `retries` attempts in a row that make
     no progress (waits double from `backoff_seconds`); an attempt that added bytes to the .part
     starts the count afresh, so a long download over a network that drops now and then finishes.
-    `checksum` is "sha256:<hex>" or "md5:<hex>"; `validate(path)` raises on a bad file. Raises
-    DownloadError, one line naming every address and its last problem (and `local_key`, the
-    setting that could point at a local copy instead).
+    `checksum` is "sha256:<hex>" or "md5:<hex>"; `validate(path)` raises on a bad file.
+
+    Retried (then the next address): network faults, HTTP 5xx/408/429, a size other than the
+    server's (resumed) and a checksum mismatch (fetched again from zero). Not retried: other
+    HTTP refusals (the next address is tried) and a validation failure of a whole file, one
+    whose size is the one the server announced or whose checksum matched. That raises
+    DownloadError at once, without trying the fallbacks, naming the validator's first line and
+    keeping the bytes in `<dest>.part`: a rerun checks them again without fetching them, and
+    deleting that file fetches it anew. Without an announced size or a checksum, a validation
+    failure may be a transfer cut short, so it is fetched again like a checksum mismatch.
+
+    Raises DownloadError, one line naming every address and its last problem (and `local_key`,
+    the setting that could point at a local copy instead).
     """
     dest = Path(dest)
     if dest.exists():
@@ -115,7 +139,14 @@ def fetch(
     for number, url in enumerate(urls, start=1):
         if number > 1:
             log.info("trying fallback address %d of %d: %s", number, len(urls), url)
-        problem = _try_address(url, job, retries, backoff_seconds)
+        try:
+            problem = _try_address(url, job, retries, backoff_seconds)
+        except _Invalid as exc:
+            raise DownloadError(
+                f"cannot use {dest.name} from {url}: {exc}; the file is whole ({exc.whole}), "
+                f"so it was not fetched again: its bytes are kept in {job.part}; delete that "
+                f"file to download it again{hint}"
+            ) from None
         if problem is None:
             os.replace(job.part, dest)
             log.info("downloaded %s (%s bytes) from %s", dest, f"{dest.stat().st_size:,}", url)
@@ -191,8 +222,15 @@ def _attempt(url: str, job: _Job) -> None:
     except (OSError, http.client.HTTPException) as exc:
         raise _Failed(f"no response: {_one_line(exc)}") from None
     with response:
-        offset, total = _start(response, job, offset)
-        _stream(response, job, offset, total)
+        length = response.headers.get("Content-Length")
+        if response.status == 200 and offset and length == str(offset):
+            # The server ignores Range, and the .part is as long as its file: check the bytes
+            # kept rather than fetch them again, as after a 416.
+            log.info("%s: the .part is as long as the file; verifying %s", url, job.part.name)
+            job.total = offset
+        else:
+            offset, total = _start(response, job, offset)
+            _stream(response, job, offset, total)
     _verify(job)
 
 
@@ -302,10 +340,17 @@ def _unsatisfiable(url: str, job: _Job, offset: int, total: int | None) -> None:
 
 
 def _verify(job: _Job) -> None:
-    """Check the finished .part's size, checksum and content; a bad file is deleted."""
+    """Check the finished .part's size, checksum and content.
+
+    Bad bytes are deleted, to be fetched again, except a whole file that fails validation: it
+    would come back the same, so it is kept and _Invalid raised.
+    """
     size = _size(job.part)
     if job.total is not None and size != job.total:
         raise _Failed(f"got {size:,} bytes, expected {job.total:,}")
+    whole = None  # what shows the .part is the whole file, if anything does
+    if job.total is not None:
+        whole = f"its size is the {size:,} bytes the server announced"
     if job.checksum is not None:
         algorithm, expected = job.checksum
         _sync_digest(job, size)
@@ -315,12 +360,16 @@ def _verify(job: _Job) -> None:
             raise _Failed(
                 f"checksum mismatch: expected {algorithm}:{expected}, got {algorithm}:{actual}"
             )
+        whole = f"its {algorithm} checksum matched"
     if job.validate is not None:
         try:
             job.validate(job.part)
         except Exception as exc:  # a validator says "bad file" in its own exception types
-            _discard(job)
-            raise _Failed(f"validation failed: {_one_line(exc)}") from None
+            problem = f"validation failed: {_first_line(exc)}"
+            if whole is not None:
+                raise _Invalid(problem, whole) from None
+            _discard(job)  # perhaps cut short without a sign of it: fetch it again
+            raise _Failed(problem) from None
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -376,6 +425,11 @@ def _of(received: int, total: int | None) -> str:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 # --- command line --------------------------------------------------------------------------
