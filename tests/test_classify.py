@@ -1,8 +1,12 @@
-"""Label matrices, baseline embeddings, the comparison and the lncRNA transfer."""
+"""Label matrices (human and, through orthologs, mouse), baseline embeddings, the comparison per
+label source and the lncRNA transfer."""
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -75,6 +79,107 @@ def test_planted_labels_from_the_truth_table():
     labels = classify.planted_labels(programs)
     assert labels["gene_id"].tolist() == ["G1", "G3"]
     assert set(labels["source"]) == {classify.PLANTED_SOURCE}
+    assert classify.planted_labels(programs, "mouse")["gene_id"].tolist() == ["M1"]
+
+
+def cli(*argv):
+    parser = argparse.ArgumentParser()
+    classify.add_arguments(parser)
+    classify.run(parser.parse_args([str(a) for a in argv]))
+
+
+def mouse_fixture(tmp_path):
+    """Human labels, orthologs of every type, a mouse embedding and a truth table whose mouse
+    memberships differ from the human ones."""
+    human = pd.DataFrame(
+        [("A", "t1", "one", h) for h in ("H0", "H1", "H2", "H3")]
+        + [("A", "t2", "two", h) for h in ("H2", "H4", "H5", "H6")]
+        + [("A", "t3", "three", "H5"), ("B", "b1", "bee", "H7"), ("B", "b1", "bee", "H8")],
+        columns=["source", "term_id", "term_name", "gene_id"],
+    )
+    orthologs = pd.DataFrame(
+        {"human_gene_id": ["H0", "H1", "H2", "H3", "H4", "H5", "H5", "H6", "H7", "H8"],
+         "mouse_gene_id": ["M0", "M1", "M2", "M3", "M4", "M5", "M9", "M6", "M7", "M8"],
+         "type": ["one2one"] * 5 + ["one2many"] * 2 + ["one2one"] * 3, "confidence": 1,
+         "hcop_sources": 3}
+    )  # fmt: skip
+    genes = pd.DataFrame(
+        {"gene_id": [f"M{i}" for i in range(10)], "symbol": [f"m{i}" for i in range(10)],
+         "biotype": ["protein_coding"] * 9 + ["lncRNA"]}
+    )  # fmt: skip
+    programs = pd.DataFrame(
+        {"species": ["human"] * 3 + ["mouse"] * 3, "gene_id": ["H0", "H1", "H2", "M0", "M1", "M3"],
+         "program": ["program_0", "program_0", "program_0", "program_1", "program_1", "program_1"]}
+    )  # fmt: skip
+    for name, table in (("labels", human), ("orthologs", orthologs), ("programs", programs)):
+        write_table(table, tmp_path / f"{name}.parquet")
+    rng = np.random.default_rng(0)
+    write_embedding(tmp_path / "mouse.parquet", genes, rng.standard_normal((10, 4)))
+    return genes
+
+
+def test_mouse_label_matrix_goes_through_one2one_orthologs(tmp_path):
+    genes = mouse_fixture(tmp_path)
+    labels, left_out = classify.read_labels(
+        [tmp_path / "labels.parquet"], None, "mouse", tmp_path / "orthologs.parquet"
+    )
+    matrix, _ = classify.label_matrix(labels, genes.iloc[:9], 2, 6)
+    assert matrix.labels["label"].tolist() == ["A:t1", "A:t2", "B:b1"]
+    positives = {label: genes["gene_id"][np.flatnonzero(matrix.positive[:, i])].tolist()
+                 for i, label in enumerate(matrix.labels["label"])}  # fmt: skip
+    # H5 has only one2many partners: it leaves t2 (and t3, its only gene)
+    assert positives == {"A:t1": ["M0", "M1", "M2", "M3"], "A:t2": ["M2", "M4", "M6"],
+                         "B:b1": ["M7", "M8"]}  # fmt: skip
+    # negatives: the source's other mapped genes; M5 (H5 unmapped) is unknown, not negative
+    assert genes["gene_id"][np.flatnonzero(matrix.valid[:, 0])].tolist() == [
+        "M0", "M1", "M2", "M3", "M4", "M6"]  # fmt: skip
+    assert left_out.set_index("source")["count"].to_dict() == {"A": 1, "B": 0}
+
+
+def test_mouse_counts_and_planted_labels_from_the_mouse_rows(tmp_path):
+    mouse_fixture(tmp_path)
+    settings = dict(SETTINGS, min_genes=2)
+    cli("counts", tmp_path / "mouse.parquet", "--labels", tmp_path / "labels.parquet",
+        "--programs", tmp_path / "programs.parquet", "--settings", json.dumps(settings),
+        "--species", "mouse", "--orthologs", tmp_path / "orthologs.parquet",
+        "--out", tmp_path / "counts.tsv")  # fmt: skip
+    counts = pd.read_csv(tmp_path / "counts.tsv", sep="\t").set_index(["source", "what"])["count"]
+    assert counts["A", "label genes without a 1:1 mouse ortholog (left out)"] == 1
+    assert counts["A", "terms in the labels table"] == 3  # t3 lost its only gene, still counted
+    assert counts["A", "dropped: fewer than 2 genes in the embedding"] == 1
+    assert counts["A", "kept"] == 2
+    # planted programs: the mouse rows as they are (program_1), not the human ones mapped
+    labels, _ = classify.read_labels(
+        [], tmp_path / "programs.parquet", "mouse", tmp_path / "orthologs.parquet"
+    )
+    assert labels["term_id"].unique().tolist() == ["program_1"]
+    assert labels["gene_id"].tolist() == ["M0", "M1", "M3"]
+    assert counts[classify.PLANTED_SOURCE, "kept"] == 1
+
+
+def test_read_labels_errors(tmp_path):
+    mouse_fixture(tmp_path)
+    with pytest.raises(GexnetError, match="--species mouse needs --orthologs"):
+        classify.read_labels([tmp_path / "labels.parquet"], None, "mouse")
+    with pytest.raises(GexnetError, match="--orthologs is for --species mouse only"):
+        classify.read_labels([tmp_path / "labels.parquet"], None, "human", tmp_path / "x")
+    orthologs = pd.read_parquet(tmp_path / "orthologs.parquet")
+    write_table(orthologs.drop(columns="type"), tmp_path / "no_type.parquet")
+    with pytest.raises(GexnetError, match=r"no_type\.parquet: orthologs table lacks .*type"):
+        classify.read_orthologs(tmp_path / "no_type.parquet")
+    twice = pd.concat([orthologs, orthologs.iloc[[0]].assign(mouse_gene_id="M99")])
+    write_table(twice, tmp_path / "twice.parquet")
+    with pytest.raises(GexnetError, match=r"twice\.parquet: 1 genes are in more than one one2one"):
+        classify.read_orthologs(tmp_path / "twice.parquet")
+    truth = pd.read_parquet(tmp_path / "programs.parquet")
+    write_table(truth[truth["species"] == "human"], tmp_path / "human_truth.parquet")
+    with pytest.raises(GexnetError, match=r"human_truth\.parquet: no mouse gene is in a program"):
+        classify.read_labels(
+            [], tmp_path / "human_truth.parquet", "mouse", tmp_path / "orthologs.parquet"
+        )
+    write_table(pd.DataFrame({"source": ["A"]}), tmp_path / "bad_labels.parquet")
+    with pytest.raises(GexnetError, match=r"bad_labels\.parquet: labels table lacks columns"):
+        classify.read_labels([tmp_path / "bad_labels.parquet"], None)
 
 
 def write_embedding(path, genes, vectors):
@@ -120,8 +225,10 @@ def corpus(small_compendium, tmp_path_factory):
 def test_coexpression_embedding_matches_the_correlation_eigenvectors(corpus):
     from gexnet.matrixfile import open_array
 
-    table = classify.coexpression_embedding(corpus, dims=6, seed=0, block_rows=37)
     dense = np.asarray(open_array(corpus / "corpus.json", "dense"), np.float64)
+    table = classify.coexpression_embedding(
+        corpus, dims=6, seed=0, block_values=37 * dense.shape[1]
+    )
     keep = dense.std(axis=0) > 0
     correlation = np.corrcoef(dense[:, keep], rowvar=False)
     values, vectors = np.linalg.eigh(correlation)
@@ -134,21 +241,83 @@ def test_coexpression_embedding_matches_the_correlation_eigenvectors(corpus):
         np.testing.assert_allclose(sign * ours[:, k], expected, atol=2e-3 * np.abs(expected).max())
 
 
-def test_comparison_table():
-    labels = [f"L{i}" for i in range(20)]
+def test_coexpression_embedding_does_not_depend_on_the_block_budget(corpus):
+    from gexnet.matrixfile import open_array
+
+    n, g = open_array(corpus / "corpus.json", "dense").shape
+    whole = classify.coexpression_embedding(corpus, dims=6, seed=3, block_values=n * g)
+    # a budget below one sample's genes still reads one sample a block
+    for budget in (7 * g + 5, g // 2):
+        blocks = classify.coexpression_embedding(corpus, dims=6, seed=3, block_values=budget)
+        pd.testing.assert_frame_equal(blocks, whole, check_exact=False, atol=1e-5, rtol=1e-4)
+
+
+def source_metrics():
+    """Two sources: on P the model wins every label; on H (twice as many labels) it loses each
+    by a little, so that a pooled comparison would call the model the winner."""
+    p, h = [f"P:{i}" for i in range(10)], [f"H:{i}" for i in range(20)]
     rng = np.random.default_rng(0)
-    good = rng.uniform(0.8, 0.95, 20)
-    metrics = {
-        "model": pd.DataFrame({"label": labels, "auroc": good}),
-        "shuffled": pd.DataFrame({"label": labels, "auroc": good - 0.3}),
-        "partial": pd.DataFrame({"label": labels[:10], "auroc": good[:10] + 0.01}),
-    }
-    table = classify.comparison(metrics, "model").set_index("embedding")
-    assert (table["labels"] == 10).all()  # the labels every embedding has
-    assert table.loc["shuffled", "share_won_vs_model"] == 0.0
-    assert table.loc["partial", "share_won_vs_model"] == 1.0
-    assert table.loc["shuffled", "wilcoxon_p_vs_model"] < 0.01
-    np.testing.assert_allclose(table.loc["model", "mean_auroc"], good[:10].mean())
+    model_p, model_h = rng.uniform(0.85, 0.95, 10), rng.uniform(0.45, 0.55, 20)
+    shuffled_p = np.full(10, 0.5)
+    shuffled_p[0] = model_p[0]  # a tie counts half
+    shuffled_h = model_h + np.linspace(0.001, 0.02, 20)  # distinct differences: exact test
+
+    def table(labels, auroc):
+        return pd.DataFrame({"label": labels, "source": [x.split(":")[0] for x in labels],
+                             "auroc": auroc})  # fmt: skip
+
+    return (
+        {
+            "model": table(p + h, np.r_[model_p, model_h]),
+            "shuffled": table(p + h, np.r_[shuffled_p, shuffled_h]),
+            "partial": table(p[:5] + h, np.r_[model_p[:5] + 0.01, model_h]),
+        },
+        model_p,
+        model_h,
+    )
+
+
+def test_comparison_is_per_source():
+    metrics, model_p, model_h = source_metrics()
+    table = classify.comparison(metrics, "model").set_index(["source", "embedding"])
+    assert table.index.tolist() == [
+        (s, e) for s in ("H", "P") for e in ("model", "shuffled", "partial")
+    ]
+    assert table.loc["P", "labels"].eq(5).all()  # the P labels every embedding has
+    assert table.loc["H", "labels"].eq(20).all()
+    np.testing.assert_allclose(table.loc[("P", "model"), "mean_auroc"], model_p[:5].mean())
+    np.testing.assert_allclose(table.loc[("H", "model"), "median_auroc"], np.median(model_h))
+    assert table.loc[("P", "shuffled"), "share_won_vs_model"] == 0.1  # 4 lost, 1 tie of 5
+    assert table.loc[("H", "shuffled"), "share_won_vs_model"] == 1.0
+    assert table.loc[("P", "partial"), "share_won_vs_model"] == 1.0
+    # all 20 differences of one sign: the exact two-sided p is 2 / 2^20
+    np.testing.assert_allclose(table.loc[("H", "shuffled"), "wilcoxon_p_vs_model"], 2.0**-19)
+    assert table.loc[("H", "partial"), "wilcoxon_p_vs_model"] == 1.0  # identical on H
+    assert np.isnan(table.loc[("P", "model"), "share_won_vs_model"])
+
+
+def test_comparison_keeps_a_source_without_shared_labels_and_checks_its_input():
+    metrics, _, _ = source_metrics()
+    metrics["partial"] = metrics["partial"][metrics["partial"]["source"] == "H"]
+    table = classify.comparison(metrics, "model").set_index(["source", "embedding"])
+    assert table.loc["P", "labels"].eq(0).all() and table.loc["P", "mean_auroc"].isna().all()
+    with pytest.raises(GexnetError, match="reference other is not among"):
+        classify.comparison(metrics, "other")
+    with pytest.raises(GexnetError, match="metrics of partial lack columns"):
+        classify.comparison(
+            dict(metrics, partial=metrics["partial"].drop(columns="source")), "model"
+        )
+    with pytest.raises(GexnetError, match="share no scored label"):
+        classify.comparison(dict(metrics, partial=metrics["partial"].iloc[:0]), "model")
+
+
+def test_auroc_figure_has_one_panel_per_source(tmp_path):
+    metrics, _, _ = source_metrics()
+    classify.plot_auroc(metrics, "model", tmp_path / "auroc.svg")
+    svg = (tmp_path / "auroc.svg").read_text()
+    assert svg.lstrip().startswith("<?xml")
+    assert sorted(set(re.findall(r'<g id="(axes_\d+)"', svg))) == ["axes_1", "axes_2"]
+    assert "<!-- H (20 labels) -->" in svg and "<!-- P (5 labels) -->" in svg
 
 
 def planted_embedding(tmp_path, n_coding=400, n_lnc=60, dims=12, programs=4, seed=0):
@@ -224,3 +393,16 @@ def test_transfer_ranks_lncrnas_of_a_program_first(tmp_path):
         assert own.median() > other.quantile(0.9), k
     assert top.groupby("gene_id").size().eq(3).all()
     assert (top.groupby("gene_id")["percentile"].apply(lambda p: p.is_monotonic_decreasing)).all()
+
+
+def test_transfer_says_why_there_is_no_lncrna(tmp_path):
+    path, labels, genes, _ = planted_embedding(tmp_path)
+    coding = genes["biotype"] == "protein_coding"
+    _, vectors = embeddings.read_embedding(path)
+    write_embedding(tmp_path / "coding.parquet", genes[coding], vectors[coding.to_numpy()])
+    settings = dict(SETTINGS, min_genes=10, max_genes=500)
+    with pytest.raises(GexnetError, match=r"coding\.parquet: .*vocabulary has no lncRNA"):
+        classify.transfer(tmp_path / "coding.parquet", labels, settings)
+    both = dict(settings, train_biotypes=["protein_coding", "lncRNA"])
+    with pytest.raises(GexnetError, match=r"emb\.parquet: .*lncRNAs are among .*train_biotypes"):
+        classify.transfer(path, labels, both)

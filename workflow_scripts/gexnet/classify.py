@@ -1,5 +1,5 @@
 """Gene-property classifiers on gene embeddings: label matrices, cross-validated metrics,
-baselines, and the transfer of properties to lncRNAs.
+baselines, their comparison per label source, and the transfer of properties to lncRNAs.
 
 A label is a gene set of one source (HPO, GO, an Enrichr library, or the demo's planted
 programs). For each label, positives are its genes and negatives the other genes annotated in
@@ -7,8 +7,15 @@ the same source (a gene no source term mentions is unknown, not negative), both 
 genes of the embedding and of the training biotypes. Labels with fewer than `min_genes` or more
 than `max_genes` positives are dropped, counted by source and reason.
 
+Mouse embeddings (`--species mouse`) are scored on the human labels through the 1:1 orthologs:
+each human label gene is replaced by its one2one mouse ortholog, and a gene without one drops
+out of its labels (the label counts say how many genes of each source had none). The planted
+programs are read from the mouse rows of the truth table, which hold the mouse memberships
+directly (orthologs may change program in the demo), so no ortholog stands in for them.
+
 The fits are `gexnet.logreg`'s: every label of a shard at once over the shared embedding, with
-fixed gene folds.
+fixed gene folds. The comparison of embeddings is per label source, never pooled: sources differ
+in size and in signal, and a large source without signal would drown a small one with it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from gexnet.io import atomic_path, write_table
 from gexnet.tokens import FIRST_GENE_TOKEN
 
 PLANTED_SOURCE = "planted_programs"
+SPECIES = ("human", "mouse")
+LABEL_COLUMNS = ["source", "term_id", "term_name", "gene_id"]
 
 
 @dataclass
@@ -37,12 +46,48 @@ class LabelMatrix:
 
 
 def planted_labels(programs: pd.DataFrame, species: str = "human") -> pd.DataFrame:
-    """The demo's planted program memberships as a labels table (regulators included)."""
+    """The demo's planted program memberships of `species` as a labels table (regulators
+    included)."""
     members = programs[(programs["species"] == species) & programs["program"].notna()]
     return pd.DataFrame(
         {"source": PLANTED_SOURCE, "term_id": members["program"].astype(str),
          "term_name": members["program"].astype(str), "gene_id": members["gene_id"]}
     )  # fmt: skip
+
+
+def read_orthologs(path: str | Path) -> pd.DataFrame:
+    """The one2one pairs (human_gene_id, mouse_gene_id) of an orthologs table."""
+    table = pd.read_parquet(path)
+    missing = {"human_gene_id", "mouse_gene_id", "type"} - set(table.columns)
+    if missing:
+        raise GexnetError(f"{path}: orthologs table lacks columns {sorted(missing)}")
+    pairs = table.loc[table["type"] == "one2one", ["human_gene_id", "mouse_gene_id"]]
+    for column in pairs.columns:  # a gene in two one2one pairs would get two partners
+        repeated = pairs.loc[pairs[column].duplicated(), column]
+        if len(repeated):
+            raise GexnetError(
+                f"{path}: {len(repeated)} genes are in more than one one2one pair "
+                f"({column}, e.g. {repeated.iloc[0]})"
+            )
+    return pairs.reset_index(drop=True)
+
+
+def mouse_labels(labels: pd.DataFrame, pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Human labels on mouse genes: every gene replaced by its one2one mouse ortholog (`pairs`
+    as from `read_orthologs`), and per source the count of label genes without one (source,
+    what, count). Their rows stay with gene_id missing, so that a term that loses every gene
+    still counts among the source's terms (and as dropped for too few genes)."""
+    partner = pairs.set_index("human_gene_id")["mouse_gene_id"]
+    mapped = labels.assign(gene_id=labels["gene_id"].map(partner))
+    orphans = labels.loc[mapped["gene_id"].isna().to_numpy(), ["source", "gene_id"]]
+    orphans = orphans.drop_duplicates()
+    sources = sorted(labels["source"].unique())
+    left_out = orphans.groupby("source").size().reindex(sources, fill_value=0)
+    counts = pd.DataFrame(
+        {"source": sources, "what": "label genes without a 1:1 mouse ortholog (left out)",
+         "count": left_out.to_numpy()}
+    )  # fmt: skip
+    return mapped, counts
 
 
 def label_matrix(
@@ -123,10 +168,14 @@ def random_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
     return embedding_table(genes, rng.standard_normal(vectors.shape).astype(np.float32))
 
 
-def coexpression_embedding(corpus: str | Path, dims: int, seed: int, block_rows: int = 4096):
+def coexpression_embedding(
+    corpus: str | Path, dims: int, seed: int, block_values: int = 50_000_000
+) -> pd.DataFrame:
     """Gene2vec-like: the top `dims` eigenvectors of the gene–gene correlation of the corpus's
     log values, scaled by the square root of their eigenvalues. Randomized subspace iteration
-    over blocks of samples: the correlation matrix (genes²) is never formed."""
+    over blocks of samples of at most `block_values` values (samples × genes): besides one
+    block, memory holds a few genes × (dims + 10) arrays; the correlation matrix (genes²) is
+    never formed."""
     from gexnet.matrixfile import open_array
 
     corpus = Path(corpus)
@@ -139,6 +188,7 @@ def coexpression_embedding(corpus: str | Path, dims: int, seed: int, block_rows:
     std = reference["std"].to_numpy(np.float64)
     scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)  # constant genes: zero
     n, g = dense.shape
+    block_rows = max(1, block_values // max(g, 1))
     k = min(dims, g)
     rng = np.random.default_rng(seed)
     basis = np.linalg.qr(rng.standard_normal((g, min(g, k + 10))))[0]
@@ -146,7 +196,9 @@ def coexpression_embedding(corpus: str | Path, dims: int, seed: int, block_rows:
     def correlation_times(v: np.ndarray) -> np.ndarray:
         out = np.zeros_like(v)
         for s0 in range(0, n, block_rows):
-            z = (np.asarray(dense[s0 : s0 + block_rows], np.float64) - mean) * scale
+            z = np.array(dense[s0 : s0 + block_rows], np.float64)  # in place: one block held
+            z -= mean
+            z *= scale
             out += z.T @ (z @ v)
         return out / max(n, 1)  # (the stored std is the population one: a correlation)
 
@@ -212,44 +264,88 @@ def fold_mean_metrics(scores, positive, valid, folds) -> tuple[np.ndarray, np.nd
     return auroc, auprc
 
 
+def shared_auroc(metrics: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per label source (sorted), the AUROC of the labels every embedding has and scored
+    (labels × embeddings); a source without such labels maps to an empty table."""
+    for name, m in metrics.items():
+        missing = {"label", "source", "auroc"} - set(m.columns)
+        if missing:
+            raise GexnetError(f"metrics of {name} lack columns {sorted(missing)}")
+        if m["label"].duplicated().any():
+            raise GexnetError(f"metrics of {name} repeat labels (shards gathered twice?)")
+    auroc = pd.DataFrame({name: m.set_index("label")["auroc"] for name, m in metrics.items()})
+    source = pd.concat([m.set_index("label")["source"] for m in metrics.values()])
+    source = source[~source.index.duplicated()]
+    scored = auroc.dropna()  # a label missing from (or unscored by) any embedding is not shared
+    shared = {s: scored.loc[sorted(set(scored.index) & set(labels))]
+              for s, labels in source.groupby(source).groups.items()}  # fmt: skip
+    if not any(len(t) for t in shared.values()):
+        raise GexnetError("the embeddings share no scored label: nothing to compare")
+    return dict(sorted(shared.items()))
+
+
 def comparison(metrics: dict[str, pd.DataFrame], reference: str) -> pd.DataFrame:
-    """Per embedding, over the labels every embedding has: mean and median AUROC, the share of
-    labels it wins against `reference` (ties half), and the paired Wilcoxon test against it."""
+    """Per label source and embedding, over the labels of that source every embedding has:
+    mean and median AUROC, the share of labels it wins against `reference` (ties half), and
+    the paired Wilcoxon test against it."""
     from scipy.stats import wilcoxon
 
-    common = set.intersection(*(set(m["label"]) for m in metrics.values()))
-    if not common:
-        raise GexnetError("the embeddings share no label: nothing to compare")
-    auroc = pd.DataFrame({name: m.set_index("label")["auroc"] for name, m in metrics.items()})
-    auroc = auroc.loc[sorted(common)].dropna()
+    if reference not in metrics:
+        raise GexnetError(f"reference {reference} is not among the embeddings {list(metrics)}")
     rows = []
-    for name in metrics:
-        row = {"embedding": name, "labels": len(auroc), "mean_auroc": auroc[name].mean(),
-               "median_auroc": auroc[name].median()}  # fmt: skip
-        if name != reference:
-            diff = auroc[name] - auroc[reference]
-            row["share_won_vs_" + reference] = ((diff > 0) + 0.5 * (diff == 0)).mean()
-            row["wilcoxon_p_vs_" + reference] = (
-                wilcoxon(auroc[name], auroc[reference]).pvalue if (diff != 0).any() else 1.0
-            )
-        rows.append(row)
+    for source, auroc in shared_auroc(metrics).items():
+        for name in metrics:
+            row = {"source": source, "embedding": name, "labels": len(auroc),
+                   "mean_auroc": auroc[name].mean(), "median_auroc": auroc[name].median()}  # fmt: skip
+            if name != reference:
+                diff = auroc[name] - auroc[reference]
+                row["share_won_vs_" + reference] = ((diff > 0) + 0.5 * (diff == 0)).mean()
+                if (diff != 0).any():
+                    p = wilcoxon(auroc[name], auroc[reference]).pvalue
+                else:  # identical on every label (or no label): no evidence either way
+                    p = 1.0 if len(diff) else np.nan
+                row["wilcoxon_p_vs_" + reference] = p
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def plot_auroc(metrics: dict[str, pd.DataFrame], path: str | Path) -> None:
+def plot_auroc(metrics: dict[str, pd.DataFrame], reference: str, path: str | Path) -> None:
+    """One panel per label source: the AUROC of its shared labels, embeddings side by side
+    (the reference in blue), chance at 0.5."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    shared = shared_auroc(metrics)
     names = list(metrics)
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 4))
-    data = [metrics[n]["auroc"].dropna().to_numpy() for n in names]
-    ax.violinplot([d if len(d) else [np.nan] for d in data], showmedians=True)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
-    ax.set_ylabel("cross-validated AUROC per label")
-    ax.set_ylim(0, 1)
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(
+        len(shared), 1, sharex=True, squeeze=False,
+        figsize=(max(4.0, 0.65 * len(names) + 1.5), 1.8 * len(shared) + 1.0),
+    )  # fmt: skip
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for ax, (source, auroc) in zip(axes[:, 0], shared.items(), strict=True):
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--", zorder=0)
+        if len(auroc):
+            boxes = ax.boxplot([auroc[n].to_numpy() for n in names], positions=x, widths=0.6,
+                               showfliers=False, patch_artist=True,
+                               medianprops={"color": "black"})  # fmt: skip
+            for name, box in zip(names, boxes["boxes"], strict=True):
+                box.set_facecolor("#56B4E9" if name == reference else "#DDDDDD")
+            if len(auroc) <= 60:  # few labels: every one drawn, a box alone would hide them
+                for i, name in enumerate(names):
+                    jitter = rng.uniform(-0.15, 0.15, len(auroc))
+                    ax.plot(i + jitter, auroc[name], ".", color="#333333", ms=3)
+        else:
+            ax.text(0.5, 0.5, "no label shared by all embeddings", transform=ax.transAxes,
+                    ha="center", va="center", color="grey")  # fmt: skip
+        ax.set_title(f"{source} ({len(auroc)} labels)", loc="left", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("AUROC")
+    bottom = axes[-1, 0]
+    bottom.set_xticks(x, names, rotation=30, ha="right")
+    bottom.set_xlim(-0.6, len(names) - 0.4)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
@@ -272,9 +368,15 @@ def transfer(
 
     genes, vectors = read_embedding(embedding)
     train = training_genes(genes, settings["train_biotypes"])
-    target = genes["biotype"].eq("lncRNA").to_numpy() & ~train
-    if not target.any():
-        raise GexnetError(f"{embedding}: no lncRNA outside the training biotypes to predict")
+    lncrna = genes["biotype"].eq("lncRNA").to_numpy()
+    target = lncrna & ~train
+    if not target.any():  # e.g. an experiment trained on a coding-only vocabulary
+        why = (
+            "the lncRNAs are among classifiers.train_biotypes"
+            if lncrna.any()
+            else "the experiment's vocabulary has no lncRNA"
+        )
+        raise GexnetError(f"{embedding}: no lncRNA to transfer the labels to: {why}")
     matrix, _ = label_matrix(
         labels, genes[train], settings["min_genes"], settings["max_genes"], settings["sources"]
     )
@@ -317,13 +419,40 @@ def transfer(
 # --- command line ------------------------------------------------------------------------------
 
 
-def _labels(paths: list[Path], programs: Path | None) -> pd.DataFrame:
-    tables = [pd.read_parquet(p) for p in paths]
+def read_labels(
+    paths: list[Path], programs: Path | None, species: str = "human", orthologs: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The labels tables at `paths` and the planted programs (truth table) on the genes of
+    `species`, and for mouse the count of label genes left out for want of a 1:1 ortholog."""
+    if species == "mouse" and not orthologs:
+        raise GexnetError("--species mouse needs --orthologs")
+    if species == "human" and orthologs:
+        raise GexnetError("--orthologs is for --species mouse only")
+    tables = []
+    for path in paths:
+        table = pd.read_parquet(path)
+        missing = set(LABEL_COLUMNS) - set(table.columns)
+        if missing:
+            raise GexnetError(f"{path}: labels table lacks columns {sorted(missing)}")
+        tables.append(table[LABEL_COLUMNS])
+    left_out = None
+    if tables and species == "mouse":
+        mapped, left_out = mouse_labels(
+            pd.concat(tables, ignore_index=True), read_orthologs(orthologs)
+        )
+        tables = [mapped]
     if programs:
-        tables.append(planted_labels(pd.read_parquet(programs)))
+        truth = pd.read_parquet(programs)
+        missing = {"species", "gene_id", "program"} - set(truth.columns)
+        if missing:
+            raise GexnetError(f"{programs}: programs table lacks columns {sorted(missing)}")
+        planted = planted_labels(truth, species)
+        if planted.empty:
+            raise GexnetError(f"{programs}: no {species} gene is in a program")
+        tables.append(planted)
     if not tables:
         raise GexnetError("no labels: give --labels and/or --programs")
-    return pd.concat(tables, ignore_index=True)[["source", "term_id", "term_name", "gene_id"]]
+    return pd.concat(tables, ignore_index=True), left_out
 
 
 def add_arguments(parser) -> None:
@@ -335,6 +464,8 @@ def add_arguments(parser) -> None:
     b.add_argument("--reference", type=Path, required=True, help="a trained embedding (Parquet)")
     b.add_argument("--corpus", type=Path, help="corpus directory (coexpression)")
     b.add_argument("--seed", type=int, default=8)
+    b.add_argument("--block-values", type=int, default=50_000_000,
+                   help="streaming budget (coexpression): samples × genes read per block")  # fmt: skip
     b.add_argument("--out", type=Path, required=True)
     for name, text in (("metrics", "cross-validated metrics of one shard of the labels"),
                        ("counts", "labels kept and dropped, by source"),
@@ -344,8 +475,10 @@ def add_arguments(parser) -> None:
         s.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
         s.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
         s.add_argument("--settings", type=json.loads, required=True, help="JSON: classifiers")
-        s.add_argument("--seed", type=int, default=8)
+        s.add_argument("--species", choices=SPECIES, default="human", help="the embedding's")
+        s.add_argument("--orthologs", type=Path, help="orthologs table (required for mouse)")
         if name == "metrics":
+            s.add_argument("--seed", type=int, default=8, help="of the gene folds")
             s.add_argument("--shard", type=int, default=0)
             s.add_argument("--shards", type=int, default=1)
         if name in ("metrics", "transfer"):
@@ -371,29 +504,34 @@ def run(args) -> None:
             if not args.corpus:
                 raise GexnetError("classify baseline coexpression needs --corpus")
             dims = read_embedding(args.reference)[1].shape[1]
-            table = coexpression_embedding(args.corpus, dims, args.seed)
+            table = coexpression_embedding(args.corpus, dims, args.seed, args.block_values)
         else:
             make = shuffled_embedding if args.kind == "shuffled" else random_embedding
             table = make(args.reference, args.seed)
         write_table(table, args.out)
-    elif args.action == "metrics":
-        labels = _labels(args.labels, args.programs)
-        table = cross_validated_metrics(args.embedding, labels, args.settings, args.seed,
-                                        args.shard, args.shards, args.threads)  # fmt: skip
-        write_table(table, args.out)
-    elif args.action == "counts":
-        genes, _ = read_embedding(args.embedding)
-        train = training_genes(genes, args.settings["train_biotypes"])
-        s = args.settings
-        labels = _labels(args.labels, args.programs)
-        _, counts = label_matrix(labels, genes[train], s["min_genes"], s["max_genes"],
-                                 s["sources"])  # fmt: skip
-        write_table(counts, args.out)
-    elif args.action == "transfer":
-        labels = _labels(args.labels, args.programs)
-        predictions, top = transfer(args.embedding, labels, args.settings, threads=args.threads)
-        write_table(predictions, args.predictions)
-        write_table(top, args.top)
+    elif args.action in ("metrics", "counts", "transfer"):
+        labels, left_out = read_labels(args.labels, args.programs, args.species, args.orthologs)
+        if left_out is not None:
+            print(left_out.to_string(index=False))
+        if args.action == "metrics":
+            table = cross_validated_metrics(args.embedding, labels, args.settings, args.seed,
+                                            args.shard, args.shards, args.threads)  # fmt: skip
+            write_table(table, args.out)
+        elif args.action == "counts":
+            genes, _ = read_embedding(args.embedding)
+            train = training_genes(genes, args.settings["train_biotypes"])
+            s = args.settings
+            _, counts = label_matrix(labels, genes[train], s["min_genes"], s["max_genes"],
+                                     s["sources"])  # fmt: skip
+            if left_out is not None:  # each source's ortholog count first in its block
+                left_out = left_out[left_out["source"].isin(counts["source"])]
+                counts = pd.concat([left_out, counts]).sort_values("source", kind="stable")
+            write_table(counts.reset_index(drop=True), args.out)
+        else:
+            predictions, top = transfer(args.embedding, labels, args.settings,
+                                        threads=args.threads)  # fmt: skip
+            write_table(predictions, args.predictions)
+            write_table(top, args.top)
     elif args.action == "gather":
         parts = [pd.read_parquet(p) for p in args.shards]
         write_table(pd.concat(parts).sort_values("label", ignore_index=True), args.out)
@@ -402,6 +540,5 @@ def run(args) -> None:
         for item in args.metrics:
             name, _, path = item.partition("=")
             metrics[name] = pd.read_parquet(path)
-        table = comparison(metrics, args.reference)
-        write_table(table, args.table)
-        plot_auroc(metrics, args.figure)
+        write_table(comparison(metrics, args.reference), args.table)
+        plot_auroc(metrics, args.reference, args.figure)
