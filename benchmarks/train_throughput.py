@@ -7,17 +7,22 @@ has it, SDPA attention. Before timing, the reference gets gexnet's initial weigh
 the same logits (fp32) and the same parameter count: the two compute the same function, so any
 speed difference is implementation, not architecture (exit 1 otherwise).
 
-Measured, per implementation, on the same seeded random token batches (<cls> then genes, the
-next gene as target at every position): a training step is forward, the summed cross-entropy
+Measured, per implementation, on the same seeded random token batches (<cls> then genes, then
+<pad> over the last --padding share of the context, as a corpus's short samples are; the next
+gene as target at every gene position): a training step is forward, the summed cross-entropy
 divided by the target count (the logits upcast to fp32, as `GeneLM.loss` does; the reference's
 loss is computed the same way from its logits), backward, AdamW step. Warm-up steps are untimed;
 then timing rounds of --steps steps each alternate between the implementations (A B C, C B A,
 ...) and the best round of each counts, since the machine is shared and noisy.
 
-- tokens/s: batch × context per step / seconds per step;
-- MFU: tokens/s × `GeneLM.flops_per_token()` / the accelerator's peak FLOP/s (--peak-tflops;
-  bf16 defaults for A100, H100 and H200; none on CPU, where it reads "n/a"). The estimate counts
-  attention as if it were not causal (PaLM's convention); the causal kernels do half of that;
+- tokens/s: real tokens (inputs that are not <pad>) of the round's batches / its seconds, as
+  training's metrics.tsv counts them; every implementation sees the same batches, so the same
+  count divides into each and the ratios are those of the steps' times;
+- MFU: the round's training FLOPs (`GeneLM.work` of its batches: the body at real tokens, the
+  head at targets, attention over the query–key pairs the causal kernel computes) / its seconds
+  / the accelerator's peak FLOP/s (--peak-tflops; bf16 defaults for A100, H100 and H200; none on
+  CPU, where it reads "n/a"). The same model FLOPs for the reference, which computes its head at
+  every position, so its extra work shows as a lower MFU;
 - peak memory (GPU only): the implementation's weights and AdamW state plus the most its steps
   allocate above what is resident between steps (all implementations stay resident, so
   `torch.cuda.max_memory_allocated` alone would count the others' weights too);
@@ -48,19 +53,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from gexnet.model import IGNORE, GeneLM, ModelConfig
-from gexnet.tokens import CLS, FIRST_GENE_TOKEN
+from gexnet.tokens import CLS, FIRST_GENE_TOKEN, PAD
 from gexnet.train import datasheet_peak
 
 N_TOKENS = 20_000 + FIRST_GENE_TOKEN  # about the paper's vocabulary: 20,000 genes + specials
 
 PRESETS = {
-    "quick": dict(hidden=64, layers=2, heads=4, ffn=256, context=128, batch=4, steps=2, warmup=2, rounds=8),
-    "default": dict(hidden=200, layers=6, heads=4, ffn=800, context=1024, batch=2, steps=1, warmup=1, rounds=12),
-    "paper": dict(hidden=200, layers=6, heads=4, ffn=800, context=2048, batch=12, steps=20, warmup=5, rounds=5),
+    "quick": dict(hidden=64, layers=2, heads=4, ffn=256, context=128, batch=4, steps=2, warmup=2, rounds=8, padding=0.25),
+    "default": dict(hidden=200, layers=6, heads=4, ffn=800, context=1024, batch=2, steps=1, warmup=1, rounds=12, padding=0.0),
+    "paper": dict(hidden=200, layers=6, heads=4, ffn=800, context=2048, batch=12, steps=20, warmup=5, rounds=5, padding=0.0),
 }  # fmt: skip
 
-# Dense bf16 tensor-core peaks (NVIDIA datasheets), matched in order against the device name:
-# the PCIe H100 is clocked lower than the SXM one.
 # Parameter names of transformers' GPT-2 block → GeneLM's Block.
 GPT2_NAMES = (("attn.c_attn.", "attn.qkv."), ("attn.c_proj.", "attn.proj."),
               ("mlp.c_fc.", "fc."), ("mlp.c_proj.", "fc_proj."))  # fmt: skip
@@ -109,6 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("hidden", "layers", "heads", "ffn", "context", "batch"):
         p.add_argument(f"--{name}", type=int)
     p.add_argument("--n-tokens", type=int, default=N_TOKENS, help="vocabulary, specials included")
+    p.add_argument("--padding", type=float, help="share of each sample's positions that is <pad>")
     p.add_argument("--steps", type=int, help="timed optimizer steps per round")
     p.add_argument("--warmup", type=int, help="untimed steps per implementation")
     p.add_argument("--rounds", type=int, help="timing rounds per implementation (best counts)")
@@ -131,6 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # At least one warm-up step: the first step allocates AdamW's state (and loads kernels).
     if min(args.steps, args.rounds, args.batch, args.context, args.warmup) < 1:
         p.error("--steps, --rounds, --batch, --context and --warmup must be ≥ 1")
+    if not 0 <= args.padding < 1:
+        p.error(f"--padding {args.padding}: expected a share in [0, 1)")
     if args.n_tokens <= FIRST_GENE_TOKEN:
         p.error(f"--n-tokens must exceed the {FIRST_GENE_TOKEN} special tokens")
     return args
@@ -160,16 +166,20 @@ def describe_device(args: argparse.Namespace) -> str:
 
 
 def make_batches(args: argparse.Namespace, n: int) -> list[dict[str, torch.Tensor]]:
-    """n batches of random gene lists, the same for every implementation: input <cls> + genes
-    shifted by one, target the next gene at every position (as the gpt objective's corpus)."""
+    """n batches of random gene lists, the same for every implementation, as `gexnet.lmdata`
+    makes them for the gpt objective: genes, then <pad> over the last --padding share of the
+    context; input <cls> + that shifted by one, target the next gene (none at <pad>)."""
     generator = torch.Generator().manual_seed(args.seed)
+    n_genes = args.context - round(args.padding * args.context)
     batches = []
     for _ in range(n):
         genes = torch.randint(
             FIRST_GENE_TOKEN, args.n_tokens, (args.batch, args.context), generator=generator
         )
+        genes[:, n_genes:] = PAD
         tokens = torch.cat([torch.full((args.batch, 1), CLS), genes[:, :-1]], dim=1)
-        batches.append({"tokens": tokens.to(args.device), "targets": genes.to(args.device)})
+        targets = torch.where(genes == PAD, IGNORE, genes)
+        batches.append({"tokens": tokens.to(args.device), "targets": targets.to(args.device)})
     return batches
 
 
@@ -351,15 +361,22 @@ def run(impls: list[Impl], batches: list, args: argparse.Namespace) -> None:
 
 
 def report(
-    impls: list[Impl], args: argparse.Namespace, flops_per_token: float, peak: float | None
+    impls: list[Impl], args: argparse.Namespace, work: list[dict[str, int]], peak: float | None
 ) -> None:
-    tokens_per_step = args.batch * args.context
-    best = {i.name: tokens_per_step / min(i.seconds) for i in impls}
+    """The table; `work[r]` is `GeneLM.work` summed over round r's batches (every
+    implementation's round r trains on the same ones)."""
+
+    def per_second(impl: Impl, key: str) -> list[float]:
+        return [w[key] / (args.steps * s) for w, s in zip(work, impl.seconds, strict=True)]
+
+    best = {i.name: max(per_second(i, "tokens")) for i in impls}
     header = ("implementation", "params", "tokens/s", "ms/step", "spread", "MFU", "peak mem")
     header += ("gexnet ÷ this",)
     rows = []
     for impl in impls:
         tps = best[impl.name]
+        tokens, flops = per_second(impl, "tokens"), per_second(impl, "flops")
+        mfu = flops[tokens.index(tps)] / peak if peak else None  # in the best round
         spread = max(impl.seconds) / min(impl.seconds) - 1  # worst round vs best: the noise
         memory = (
             f"{(impl.state_bytes() + impl.transient_bytes) / MIB:,.0f} MiB"
@@ -368,7 +385,7 @@ def report(
         )
         rows.append((
             impl.name, f"{impl.params():,}", f"{tps:,.0f}", f"{1e3 * min(impl.seconds):,.1f}",
-            f"{spread:.0%}", f"{tps * flops_per_token / peak:.1%}" if peak else "n/a",
+            f"{spread:.0%}", f"{mfu:.1%}" if peak else "n/a",
             memory, f"{best['gexnet'] / tps:.2f}",
         ))  # fmt: skip
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header))]
@@ -379,11 +396,11 @@ def report(
         ]
         print("  ".join(cells))
     # The median rounds as a second opinion: on a busy machine even the best round can be lucky.
-    median = {i.name: statistics.median(i.seconds) for i in impls}
+    median = {i.name: statistics.median(per_second(i, "tokens")) for i in impls}
     top = max(impls[1:], key=lambda i: best[i.name])
     print(
         f"\ngexnet ÷ best reference ({top.name}): {best['gexnet'] / best[top.name]:.2f}× the "
-        f"tokens/s in the best rounds, {median[top.name] / median['gexnet']:.2f}× in the median "
+        f"tokens/s in the best rounds, {median['gexnet'] / median[top.name]:.2f}× in the median "
         f"rounds ({args.rounds} rounds of {args.steps} step(s); spread = slowest round over "
         "the fastest − 1)"
     )
@@ -410,22 +427,34 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"model: hidden {args.hidden}, layers {args.layers}, heads {args.heads}, ffn {args.ffn}, "
-        f"context {args.context}, tokens {args.n_tokens:,}; batch {args.batch} "
-        f"({args.batch * args.context:,} tokens/step); warm-up {args.warmup}, "
+        f"context {args.context}, tokens {args.n_tokens:,}; batch {args.batch}, "
+        f"{args.padding:.0%} of positions <pad>; warm-up {args.warmup}, "
         f"{args.rounds} rounds × {args.steps} step(s)"
     )
     # One batch per step; every implementation's step k trains on the same batch k.
     batches = make_batches(args, args.warmup + args.rounds * args.steps)
     impls, notes = make_impls(args, batches[0]["tokens"])
-    flops_per_token = impls[0].model.flops_per_token()
+    gexnet = impls[0].model
+    work = [
+        {k: sum(gexnet.work(batches[args.warmup + r * args.steps + i])[k]
+                for i in range(args.steps)) for k in ("tokens", "targets", "flops")}
+        for r in range(args.rounds)
+    ]  # fmt: skip
     print(*notes, sep="\n")
+    steps = args.rounds * args.steps
+    real, targets, flops = (sum(w[k] for w in work) / steps for k in ("tokens", "targets", "flops"))
+    print(
+        f"tokens/s counts real tokens (inputs that are not <pad>), as training's metrics do: "
+        f"{real:,.0f} of the {args.batch * args.context:,} positions a step, the same batches "
+        f"for every implementation; {targets:,.0f} targets a step"
+    )
     peak_text = f"{peak / 1e12:,.0f} TFLOP/s" if peak else "n/a"
     print(
-        f"FLOPs/token {flops_per_token / 1e6:,.2f} M (GeneLM.flops_per_token); "
+        f"model FLOPs {flops / 1e9:,.2f} G a step (GeneLM.work), for every implementation; "
         f"peak {peak_text}: {peak_source}"
     )
     run(impls, batches, args)
-    report(impls, args, flops_per_token, peak)
+    report(impls, args, work, peak)
 
 
 if __name__ == "__main__":

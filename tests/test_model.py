@@ -1,20 +1,21 @@
-"""The gene language models against an independent implementation: the transformers library's
-GPT-2 with the same sizes and the same weights."""
+"""The gene language models against an independent implementation (the transformers library's
+GPT-2 with the same sizes and the same weights), their losses, and the work they count: tokens
+and targets counted by hand, FLOPs from the parameter shapes and PyTorch's FLOP counter."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from gexnet.model import IGNORE, GeneLM, ModelConfig
-from gexnet.tokens import MASK, PAD
-
-transformers = pytest.importorskip("transformers", reason="transformers is in the test extras")
+from gexnet.tokens import CLS, MASK, PAD
 
 SIZES = {"n_tokens": 97, "context": 32, "hidden": 48, "layers": 3, "heads": 4, "ffn": 80}
 
 
 def gpt2_with_weights_of(model: GeneLM):
+    transformers = pytest.importorskip("transformers", reason="transformers is in the test extras")
     c = model.config
     hf = transformers.GPT2LMHeadModel(
         transformers.GPT2Config(
@@ -141,3 +142,71 @@ def test_paper_size_parameter_count():
     assert model.n_params(embeddings=False) == blocks + 2 * 200  # and the final LayerNorm
     # token and position embeddings; the LM head shares the token embedding
     assert model.n_params() == blocks + 2 * 200 + (20_003 + 2048) * 200 == 7_306_200
+
+
+def padded_batch(objective: str, genes_per_sample: list[int], every: int = 4):
+    """A batch of samples with the given numbers of genes (then <pad>), as `gexnet.lmdata`
+    makes it: GPT predicts every gene; BERT targets every `every`-th gene, <mask>ed."""
+    torch.manual_seed(4)
+    n, t = len(genes_per_sample), SIZES["context"]
+    genes = torch.randint(3, SIZES["n_tokens"], (n, t))
+    levels = torch.randint(1, 101, (n, t))
+    for i, k in enumerate(genes_per_sample):
+        genes[i, k:], levels[i, k:] = PAD, 0
+    real = genes != PAD
+    if objective == "gpt":
+        inputs = torch.cat([torch.full((n, 1), CLS), genes[:, :-1]], dim=1)
+        return {"tokens": inputs, "targets": torch.where(real, genes, IGNORE)}
+    chosen = real & (torch.arange(t) % every == 0)
+    if objective == "bert_genes":
+        return {"tokens": torch.where(chosen, MASK, genes),
+                "targets": torch.where(chosen, genes, IGNORE)}  # fmt: skip
+    return {"tokens": genes, "levels": torch.where(chosen, 101, levels),
+            "targets": torch.where(chosen, levels, IGNORE)}  # fmt: skip
+
+
+def by_hand(objective: str):
+    """(parameters of the body outside matrices, of its matrices, of the head's matrix, the
+    head's bias) from the sizes."""
+    h, f, layers = SIZES["hidden"], SIZES["ffn"], SIZES["layers"]
+    matrices = layers * (4 * h * h + 2 * h * f)  # qkv, proj, fc, fc_proj
+    vectors = layers * (3 * h + h + f + h + 4 * h) + 2 * h  # biases, two LayerNorms, ln_f
+    classes = 101 if objective == "bert_expr" else SIZES["n_tokens"]  # tied: the embedding
+    return vectors, matrices, classes * h, classes if objective == "bert_expr" else 0
+
+
+@pytest.mark.parametrize("objective", ["gpt", "bert_genes", "bert_expr"])
+def test_work_counts_real_tokens_targets_and_flops(objective):
+    t, lengths = SIZES["context"], [32, 20, 5]
+    model = GeneLM(ModelConfig(objective, **SIZES))
+    work = model.work(padded_batch(objective, lengths))
+    # GPT's input is <cls> then the genes: one real token more than genes, up to the context
+    real = sum(min(k + 1, t) if objective == "gpt" else k for k in lengths)
+    targets = sum(k if objective == "gpt" else -(-k // 4) for k in lengths)
+    vectors, matrices, head, head_bias = by_hand(objective)
+    pairs = len(lengths) * (t * (t + 1) // 2 if objective == "gpt" else t * t)
+    attention = 12 * SIZES["layers"] * SIZES["hidden"] * pairs
+    flops = 6 * (vectors + matrices) * real + 6 * (head + head_bias) * targets + attention
+    assert work == {"tokens": real, "targets": targets, "flops": flops}
+
+
+@pytest.mark.parametrize("objective", ["gpt", "bert_genes", "bert_expr"])
+def test_work_flops_are_what_pytorch_counts(objective):
+    # Unpadded, every position is real: PyTorch's counter sees the matrix products of loss and
+    # backward (the head at targets only); biases, norms and attention it leaves out are added
+    t, n = SIZES["context"], 2
+    model = GeneLM(ModelConfig(objective, **SIZES))
+    batch = padded_batch(objective, [t] * n)
+    with FlopCounterMode(display=False) as counter:
+        total, _ = model.loss(batch)
+        total.backward()
+    counted = counter.get_flop_counts()["Global"]
+    products = sum(v for op, v in counted.items() if str(op) in ("aten.mm", "aten.addmm"))
+    work = model.work(batch)
+    vectors, _, _, head_bias = by_hand(objective)
+    pairs = n * (t * (t + 1) // 2 if objective == "gpt" else t * t)
+    rest = 6 * vectors * n * t + 6 * head_bias * work["targets"]
+    rest += 12 * SIZES["layers"] * SIZES["hidden"] * pairs
+    assert work["tokens"] == n * t
+    assert work["targets"] == (n * t if objective == "gpt" else n * t // 4)
+    assert work["flops"] == products + rest

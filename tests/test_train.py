@@ -1,12 +1,16 @@
 """Training: data parallelism equals one process, a killed run resumes to the same weights,
-checkpoints refuse other settings, and the outputs describe themselves."""
+checkpoints refuse other settings and other corpora, the metrics count what the steps saw, and
+the outputs describe themselves."""
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
+import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,18 +36,22 @@ MODEL = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "dropout": 0.0}
 GPT = {"objective": "gpt", "normalization": "binning", "species": "human", "biotypes": None}
 
 
+def build_corpus(small_compendium, qc_table: Path, outdir: Path, **normalize_changes) -> Path:
+    """The small simulated human compendium's corpus, context 48."""
+    cfg, files = small_compendium
+    settings = copy.deepcopy({k: cfg[k] for k in ("genes", "normalize", "tokens", "dense")})
+    settings["tokens"]["context"] = 48
+    settings["normalize"].update(normalize_changes)
+    normalize.normalize(files["human_gene"], qc_table, outdir, settings, 10**8, 1)
+    return outdir
+
+
 @pytest.fixture(scope="module")
 def corpus(small_compendium, tmp_path_factory) -> Path:
-    """The small simulated human compendium's corpus, context 48."""
     cfg, files = small_compendium
     base = tmp_path_factory.mktemp("lm")
     write_table(qc.sample_qc(files["human_gene"], cfg["qc"], 10**8), base / "qc.parquet")
-    settings = copy.deepcopy({k: cfg[k] for k in ("genes", "normalize", "tokens", "dense")})
-    settings["tokens"]["context"] = 48
-    normalize.normalize(
-        files["human_gene"], base / "qc.parquet", base / "corpus", settings, 10**8, 1
-    )
-    return base / "corpus"
+    return build_corpus(small_compendium, base / "qc.parquet", base / "corpus")
 
 
 def train_settings(**changes) -> dict:
@@ -154,26 +162,64 @@ def test_biotype_filter_keeps_order_and_renumbers(corpus):
 
 def test_two_processes_equal_one_with_the_same_global_batch(corpus, tmp_path):
     # one process: 4 × 2 accumulation × 1 = 8 a step; two processes: 2 × 2 × 2 = 8 a step
-    run_train(corpus, tmp_path / "one", tmp_path / "ck1", settings=train_settings(max_steps=6))
-    two = train_settings(max_steps=6, batch_per_device=2)
-    run_train(corpus, tmp_path / "two", tmp_path / "ck2", processes=2, settings=two)
+    coding = dict(GPT, biotypes=["protein_coding"])  # lncRNAs left out: sequences with padding
+    one = train_settings(max_steps=6, peak_tflops=0.5)
+    run_train(corpus, tmp_path / "one", tmp_path / "ck1", coding, settings=one)
+    two = train_settings(max_steps=6, batch_per_device=2, peak_tflops=0.5)
+    run_train(corpus, tmp_path / "two", tmp_path / "ck2", coding, processes=2, settings=two)
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
-    start = initial_weights(corpus, seed=3)
+    start = initial_weights(corpus, seed=3, biotypes=coding["biotypes"])
     assert a.keys() == b.keys()
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
     differ = max((a[k] - b[k]).abs().max().item() for k in a)
     assert moved > 1e-3, "training changed the weights"
     assert differ < 1e-5 * max(1.0, moved) + 1e-6, (differ, moved)
-    la = pd.read_csv(tmp_path / "one" / "metrics.tsv", sep="\t")["loss"]
-    lb = pd.read_csv(tmp_path / "two" / "metrics.tsv", sep="\t")["loss"]
-    np.testing.assert_allclose(la, lb, rtol=1e-5)
+    ma = pd.read_csv(tmp_path / "one" / "metrics.tsv", sep="\t")
+    mb = pd.read_csv(tmp_path / "two" / "metrics.tsv", sep="\t")
+    np.testing.assert_allclose(ma["loss"], mb["loss"], rtol=1e-5)
+    # the work of a step is all processes' together: what the step's samples hold
+    expected = pd.DataFrame([gpt_step_work(corpus, s, "protein_coding") for s in range(6)])
+    for metrics, world in ((ma, 1), (mb, 2)):
+        pd.testing.assert_frame_equal(metrics[["tokens", "targets", "flops"]], expected)
+        np.testing.assert_allclose(metrics["tokens_per_s"], metrics["tokens"] / metrics["seconds"])
+        mfu = metrics["flops"] / metrics["seconds"] / (0.5e12 * world)  # one peak per process
+        np.testing.assert_allclose(metrics["mfu"], mfu, rtol=1e-9)
 
 
-def initial_weights(corpus, seed):
+def gpt_step_work(corpus: Path, step: int, biotype: str, global_batch=8, seed=3) -> dict:
+    """Real tokens, targets and FLOPs of a step of a GPT on the genes of `biotype`, counted
+    from the corpus's token array, its vocabulary and MODEL's parameter shapes."""
+    c = lmdata.Corpus(corpus, "binning")
+    vocabulary = pd.read_csv(corpus / "vocabulary.tsv", sep="\t", keep_default_na=False)
+    kept = vocabulary.loc[vocabulary["biotype"] == biotype, "token_id"].to_numpy()
+    per_epoch = lmdata.steps_per_epoch(c.n_train, global_batch)
+    rows = lmdata.step_rows(c.n_train, global_batch, seed, *divmod(step, per_epoch))
+    genes = np.isin(np.asarray(c.tokens[rows]), kept).sum(axis=1)
+    n_tokens = 3 + len(kept)  # <pad>, <cls>, <mask> and the genes kept
+    t, h, f, layers = c.context, MODEL["hidden"], MODEL["ffn"], MODEL["layers"]
+    real = int(np.minimum(genes + 1, t).sum())  # <cls>, then the genes but the last position's
+    targets = int(genes.sum())
+    body = layers * (4 * h * h + 2 * h * f + 3 * h + h + f + h + 4 * h) + 2 * h
+    attention = 12 * layers * h * len(rows) * t * (t + 1) // 2  # causal: on and below diagonal
+    flops = 6 * body * real + 6 * n_tokens * h * targets + attention
+    assert real < len(rows) * t, "the test's samples hold padding"
+    return {"tokens": real, "targets": targets, "flops": flops}
+
+
+def test_step_metrics_count_real_tokens_and_mfu_against_the_peak():
+    from gexnet.train import step_metrics
+
+    work = {"tokens": 3_000, "targets": 2_900, "flops": 7 * 10**12}
+    row = step_metrics(work, seconds=2.0, peak=5e12)
+    assert row == {"seconds": 2.0, **work, "tokens_per_s": 1_500.0, "mfu": 0.7}
+    assert math.isnan(step_metrics(work, seconds=2.0, peak=None)["mfu"])
+
+
+def initial_weights(corpus, seed, biotypes=None):
     """The GPT's weights before any step."""
     from gexnet.model import GeneLM, ModelConfig
 
-    c = lmdata.Corpus(corpus, "binning")
+    c = lmdata.Corpus(corpus, "binning", biotypes)
     torch.manual_seed(seed)
     return GeneLM(ModelConfig("gpt", c.n_tokens, c.context, **MODEL)).state_dict()
 
@@ -254,11 +300,37 @@ def test_outputs_and_falling_validation_loss(corpus, tmp_path):
     assert len(validation) == 4
     assert validation["validation_loss"].iloc[-1] < validation["validation_loss"].iloc[0]
     steps = pd.read_csv(tmp_path / "out" / "metrics.tsv", sep="\t")
-    assert list(steps.columns) == ["step", "epoch", "loss", "lr", "tokens_per_s", "mfu"]
+    assert list(steps.columns) == [
+        "step", "epoch", "loss", "lr", "seconds", "tokens", "targets", "flops", "tokens_per_s",
+        "mfu",
+    ]  # fmt: skip
     assert steps["lr"].max() <= 3e-3 * (1 + 1e-9) and steps["tokens_per_s"].gt(0).all()
     # OneCycle: rising, then falling to far below the peak
     assert steps["lr"].idxmax() not in (0, len(steps) - 1)
     assert steps["lr"].iloc[-1] < 0.01 * steps["lr"].max()
+
+
+def test_a_rebuilt_corpus_refuses_the_checkpoint(small_compendium, corpus, tmp_path, caplog):
+    from gexnet.train import train
+
+    settings = train_settings(max_steps=2)
+    out, ck = tmp_path / "out", tmp_path / "ck"
+    train(corpus, GPT, MODEL, settings, 3, out, ck)
+    saved = sorted(ck.glob("step-*.pt"))[-1]
+    # the same corpus resumes, wherever it lies
+    moved = Path(shutil.copytree(corpus, tmp_path / "corpus"))
+    with caplog.at_level(logging.INFO, logger="gexnet.train"):
+        train(moved, GPT, MODEL, settings, 3, out, ck)
+    assert f"resumed from {saved} (step 2)" in caplog.text
+    # rebuilt in place with another Binning-By-Gene: the same sizes, another corpus
+    build_corpus(small_compendium, corpus.parent / "qc.parquet", moved, bins=50)
+    assert lmdata.Corpus(moved, "binning").n_tokens == lmdata.Corpus(corpus, "binning").n_tokens
+    with pytest.raises(GexnetError) as refused:
+        train(moved, GPT, MODEL, settings, 3, out, ck)
+    assert str(refused.value) == (
+        f"{saved}: trained on another corpus ({moved / 'corpus.json'} changed): delete {ck} "
+        "to start over"
+    )
 
 
 def test_too_small_corpus_is_a_clear_error(corpus, tmp_path):

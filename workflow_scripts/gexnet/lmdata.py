@@ -12,6 +12,7 @@ every step, and a resumed run continues exactly where the interrupted one stoppe
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,14 +30,20 @@ VALIDATION_EPOCH = 2**31 - 1  # the masks of validation samples: the same every 
 
 class Corpus:
     """A corpus's token and level arrays for one normalization (memory-mapped), optionally
-    restricted to genes of some biotypes (renumbered; each sequence keeps its order)."""
+    restricted to genes of some biotypes (renumbered; each sequence keeps its order).
+
+    `digest` (SHA-256 of corpus.json's bytes) identifies the corpus: its description changes
+    whenever a rebuild would change the arrays, and does not depend on where the corpus lies.
+    """
 
     def __init__(self, directory: str | Path, normalization: str, biotypes=None) -> None:
         self.directory = Path(directory)
         header_path = self.directory / "corpus.json"
         if not header_path.exists():
             raise GexnetError(f"{header_path}: no corpus here (run the corpus rule first)")
-        header = json.loads(header_path.read_text())
+        raw = header_path.read_bytes()
+        self.header_path, self.digest = header_path, hashlib.sha256(raw).hexdigest()
+        header = json.loads(raw)
         name = f"tokens_{normalization}"
         if name not in header["arrays"]:
             raise GexnetError(f"{header_path}: no {name} array (normalizations: binning, zscore)")

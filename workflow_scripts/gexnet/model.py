@@ -163,15 +163,34 @@ class GeneLM(nn.Module):
             )
         return n
 
-    def flops_per_token(self) -> float:
-        """Training FLOPs per token (forward + backward): 6 per weight plus attention's
-        12 · layers · hidden · context (the PaLM appendix estimate)."""
+    def head_params(self) -> int:
+        """Parameters of the output head: the tied token embedding, or bert_expr's classifier."""
+        if self.config.objective == "bert_expr":
+            return sum(p.numel() for p in self.head.parameters())
+        return self.wte.weight.numel()
+
+    def work(self, batch: dict[str, torch.Tensor]) -> dict[str, int]:
+        """What `loss` does on `batch`: real tokens (non-<pad> inputs), targets and training
+        FLOPs (forward + backward).
+
+        FLOPs = 6 × body parameters × real tokens + 6 × head parameters × targets + attention,
+        where the body is every non-embedding parameter outside the head (Kaplan's 6N, biases
+        and norms included) and attention is 12 · layers · hidden per query–key pair that the
+        kernel computes: all context² pairs of a sample for BERT (the key mask hides padding,
+        it does not skip it), the context · (context + 1) / 2 pairs on and below the diagonal
+        for the causal GPT. Dense layers also run at padded positions; that is waste, not
+        model work, so it is not counted and shows as a lower MFU.
+        """
         c = self.config
-        return (
-            6 * self.n_params(embeddings=False)
-            + 6 * c.n_tokens * c.hidden * (c.objective != "bert_expr")
-            + 12 * c.layers * c.hidden * c.context
-        )
+        tokens = batch["tokens"]
+        n, t = tokens.shape
+        real = int((tokens != PAD).sum())
+        targets = int((batch["targets"] != IGNORE).sum())
+        head = self.head_params()
+        body = self.n_params(embeddings=False) - (head if c.objective == "bert_expr" else 0)
+        pairs = n * (t * (t + 1) // 2 if c.objective == "gpt" else t * t)
+        flops = 6 * body * real + 6 * head * targets + 12 * c.layers * c.hidden * pairs
+        return {"tokens": real, "targets": targets, "flops": flops}
 
     def gene_embeddings(self) -> torch.Tensor:
         """The token-embedding rows of the genes (special tokens left out)."""

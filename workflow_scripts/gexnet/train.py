@@ -9,9 +9,15 @@
   gradients clipped at `grad_clip`; bf16 autocast on GPUs.
 - Checkpoints (model, optimizer, schedule, RNG, step: the data position follows from the step)
   are written atomically every `checkpoint_every` steps and on SIGTERM/SIGUSR1 (Slurm
-  preemption) into a directory outside the rule's outputs; a rerun resumes from the newest.
-- Per-step metrics (loss, lr, tokens/s, MFU) and the validation loss of every epoch go to TSV
-  tables; the final weights to safetensors with a JSON description.
+  preemption) into a directory outside the rule's outputs; a rerun resumes from the newest,
+  only if it was written with the same settings and on the same corpus (the digest of its
+  corpus.json), else it stops naming what changed.
+- metrics.tsv has a row per step (all processes together): loss, lr, seconds, tokens (real
+  tokens: input positions that are not <pad>), targets (positions with a loss), flops (the
+  training FLOPs of those, `GeneLM.work`), tokens_per_s (real tokens / seconds; padding is not
+  counted) and mfu (flops / seconds / the peak of all the step's devices; NaN where the peak
+  is unknown). validation.tsv has the validation loss of every epoch; the final weights go to
+  safetensors with a JSON description.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from torch import nn
 from gexnet import lmdata
 from gexnet.errors import GexnetError
 from gexnet.io import atomic_path, write_table
-from gexnet.model import IGNORE, GeneLM, ModelConfig
+from gexnet.model import GeneLM, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0),
                ("V100", 125.0))  # fmt: skip
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+WORK = ("tokens", "targets", "flops")  # GeneLM.work's counts, summed over a step
 KEEP_CHECKPOINTS = 2
 
 
@@ -163,11 +170,11 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         optimizer, max_lr=settings["max_lr"], total_steps=max(total_steps, 2)
     )
     fingerprint = {
-        "experiment": experiment, "model": config.to_dict(), "seed": seed,
+        "corpus": corpus.digest, "experiment": experiment, "model": config.to_dict(), "seed": seed,
         "global_batch": global_batch, "grad_accum": accum, "total_steps": total_steps,
         **{k: settings[k] for k in ("max_lr", "weight_decay", "grad_clip", "mask_fraction")},
     }  # fmt: skip
-    checkpoints = Checkpoints(checkpoint_dir, fingerprint, rank)
+    checkpoints = Checkpoints(checkpoint_dir, fingerprint, rank, corpus.header_path)
     start = checkpoints.resume(model, optimizer, schedule)
     metrics = Metrics(checkpoint_dir, start, rank)
     stop = _StopFlag()
@@ -176,19 +183,20 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         else contextlib.nullcontext()
     )  # fmt: skip
     peak = _peak_flops(device, settings.get("peak_tflops"))
-    flops_per_token = model.flops_per_token()
+    peak = peak * world if peak else None  # the step runs on all processes' devices
     progress = _progress(rank, start, total_steps, experiment)
     mask_fraction = settings["mask_fraction"]
     for step in range(start, total_steps):
         epoch, in_epoch = divmod(step, per_epoch)
         t0 = time.perf_counter()
         rows = lmdata.step_rows(corpus.n_train, global_batch, seed, epoch, in_epoch)
-        micro = [
-            {k: v.to(device) for k, v in
-             lmdata.make_batch(corpus, objective, r, seed, epoch, mask_fraction).items()}
-            for r in lmdata.micro_batches(rows, rank, world, accum)
-        ]  # fmt: skip
-        targets = _all_sum(sum((m["targets"] != IGNORE).sum() for m in micro).double(), world)
+        micro, work = [], torch.zeros(len(WORK), dtype=torch.int64)
+        for r in lmdata.micro_batches(rows, rank, world, accum):
+            b = lmdata.make_batch(corpus, objective, r, seed, epoch, mask_fraction)
+            work += torch.tensor([model.work(b)[k] for k in WORK])  # counted on the host
+            micro.append({k: v.to(device) for k, v in b.items()})
+        work = _all_sum(work.to(device), world)
+        targets = work[WORK.index("targets")].double()
         step_loss = torch.zeros((), dtype=torch.float64, device=device)
         model.train()
         for m, micro_batch in enumerate(micro):
@@ -206,11 +214,12 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         optimizer.zero_grad(set_to_none=True)
         loss = (_all_sum(step_loss, world) / targets.clamp(min=1)).item()  # waits for the GPU
         seconds = time.perf_counter() - t0
-        tokens_per_s = global_batch * corpus.context / seconds
-        mfu = tokens_per_s * flops_per_token / peak if peak else float("nan")
-        metrics.step(step + 1, epoch, loss, lr, tokens_per_s, mfu)
+        row = step_metrics(dict(zip(WORK, work.tolist(), strict=True)), seconds, peak)
+        metrics.step(step=step + 1, epoch=epoch, loss=loss, lr=lr, **row)
         progress.update(1)
-        progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}")
+        progress.set_postfix(
+            loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{row['tokens_per_s']:,.0f}"
+        )
         end_of_epoch = (step + 1) % per_epoch == 0 or step + 1 == total_steps
         if end_of_epoch:
             val = _validation_loss(loss_module, corpus, objective, batch, seed, mask_fraction,
@@ -220,8 +229,10 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         stopping = _all_sum(torch.tensor(float(stop.signum or 0), device=device), world) > 0
         every = settings["checkpoint_every"]
         if stopping or (every and (step + 1) % every == 0) or step + 1 == total_steps:
-            checkpoints.save(step + 1, model, optimizer, schedule)
+            # metrics first: a checkpoint on disk always has its steps' rows (a resume cuts
+            # rows past its step)
             metrics.flush()
+            checkpoints.save(step + 1, model, optimizer, schedule)
         if stopping:
             progress.close()
             log.warning(
@@ -233,6 +244,15 @@ def _train(rank, world, device, corpus_dir, experiment, model_settings, settings
         _write_model(outdir, model, config, experiment, fingerprint, corpus, metrics)
     if world > 1:
         dist.barrier()
+
+
+def step_metrics(work: dict[str, int], seconds: float, peak: float | None) -> dict:
+    """A step's metrics columns from its work (`GeneLM.work` summed over all its batches) and
+    seconds: real tokens per second and the MFU against `peak` FLOP/s (None: unknown)."""
+    return {
+        "seconds": seconds, **work, "tokens_per_s": work["tokens"] / seconds,
+        "mfu": work["flops"] / seconds / peak if peak else float("nan"),
+    }  # fmt: skip
 
 
 def _all_sum(x: torch.Tensor, world: int) -> torch.Tensor:
@@ -295,10 +315,12 @@ class _StopFlag:
 
 
 class Checkpoints:
-    """step-<n>.pt files in one directory, written atomically by rank 0; the newest resumes."""
+    """step-<n>.pt files in one directory, written atomically by rank 0; the newest resumes
+    when its fingerprint (settings, and the digest of the corpus at `corpus_file`) matches."""
 
-    def __init__(self, directory: Path, fingerprint: dict, rank: int) -> None:
+    def __init__(self, directory: Path, fingerprint: dict, rank: int, corpus_file: Path) -> None:
         self.directory, self.fingerprint, self.rank = directory, fingerprint, rank
+        self.corpus_file = corpus_file
         directory.mkdir(parents=True, exist_ok=True)
 
     def _files(self) -> list[Path]:
@@ -310,11 +332,16 @@ class Checkpoints:
             return 0
         state = torch.load(files[-1], map_location="cpu", weights_only=False)
         theirs = json.loads(state["fingerprint"])
-        if theirs != json.loads(json.dumps(self.fingerprint)):
-            changed = sorted(k for k in self.fingerprint if theirs.get(k) != self.fingerprint[k])
+        ours = json.loads(json.dumps(self.fingerprint))
+        if theirs != ours:
+            changed = sorted(k for k in ours if theirs.get(k) != ours[k])
+            why = []
+            if "corpus" in changed:
+                why.append(f"trained on another corpus ({self.corpus_file} changed)")
+            if others := [k for k in changed if k != "corpus"]:
+                why.append(f"written with other settings ({', '.join(others)})")
             raise GexnetError(
-                f"{files[-1]}: written with other settings ({', '.join(changed)}); delete "
-                f"{self.directory} to start over"
+                f"{files[-1]}: {'; '.join(why)}: delete {self.directory} to start over"
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -346,7 +373,7 @@ class Metrics:
     """metrics.tsv (per step) and validation.tsv (per epoch) beside the checkpoints, cut back
     to the resumed step, so a resumed run's tables read as one run's."""
 
-    STEP = ("step", "epoch", "loss", "lr", "tokens_per_s", "mfu")
+    STEP = ("step", "epoch", "loss", "lr", "seconds", *WORK, "tokens_per_s", "mfu")
     VALIDATION = ("step", "epoch", "validation_loss")
 
     def __init__(self, directory: Path, start: int, rank: int) -> None:
@@ -358,9 +385,10 @@ class Metrics:
             old = pd.read_csv(path, sep="\t") if path.exists() else pd.DataFrame(columns=columns)
             self.rows[kind] = old[old["step"] <= start].to_dict("records")
 
-    def step(self, step, epoch, loss, lr, tokens_per_s, mfu) -> None:
-        self.rows["step"].append(dict(zip(self.STEP, (step, epoch, loss, lr, tokens_per_s, mfu),
-                                          strict=True)))  # fmt: skip
+    def step(self, **row) -> None:
+        """One step's row: the STEP columns by name."""
+        self.rows["step"].append(row)
+        loss, step = row["loss"], row["step"]
         if not math.isfinite(loss):
             raise GexnetError(f"training diverged: loss {loss} at step {step}")
 
@@ -415,7 +443,7 @@ def add_arguments(parser) -> None:
     )  # fmt: skip
     parser.add_argument("--model", type=json.loads, required=True, help="JSON: config's model")
     parser.add_argument("--train", type=json.loads, required=True, help="JSON: config's train")
-    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--seed", type=int, required=True, help="the config's seed")
     parser.add_argument("--threads", type=int, help="CPU threads of the job (all processes)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (final model)")
     parser.add_argument(
