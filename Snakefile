@@ -1,11 +1,16 @@
 # gexnet: gene representations from bulk RNA-seq compendia, and virtual experiments on them.
 # Targets: all (everything the config enables). Outputs: results/<run>/; inputs: resources/.
 
+# The config is the --configfile files when given (the demo's values never leak into them),
+# else the demo's config/config.yaml; --config overrides either. rules/common.smk fills in
+# the schema's defaults.
+if not workflow.overwrite_configfiles:
 
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/config.smk"
 include: "rules/simulate.smk"
 include: "rules/sources.smk"
 include: "rules/annotation.smk"

@@ -50,9 +50,9 @@ rule annotation_labels:
     input:
         unpack(label_inputs),
     output:
-        labels=f"{ANNOTATION}/labels.parquet",
+        labels=f"{LABELS_DIR}/labels.parquet",
         stats=report(
-            f"{ANNOTATION}/label_stats.tsv",
+            f"{LABELS_DIR}/label_stats.tsv",
             caption="report/label_stats.rst",
             category="Annotations",
             labels={"table": "gene-property labels by source"},
@@ -66,9 +66,9 @@ rule annotation_labels:
     params:
         sources=lambda wildcards, input: " ".join(
             (
-                f"--{name.replace('_', '-')} {path}"
+                f"--{name.replace('_', '-')} {shlex.quote(path)}"
                 if not name.startswith("gmt_")
-                else f"--gmt Enrichr_{name[4:]}={path}"
+                else f"--gmt {shlex.quote(f'Enrichr_{name[4:]}={path}')}"
             )
             for name, path in input.items()
         ),

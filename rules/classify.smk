@@ -5,12 +5,14 @@
 wildcard_constraints:
     baseline="|".join(config["classifiers"]["baselines"]) or "(?!)",
     shard=r"\d+",
+    transfer_experiment="|".join(map(re.escape, TRANSFER_EXPERIMENTS)) or "(?!)",
 
 
 rule embedding_baseline:
     input:
-        reference=results(f"embeddings/{REFERENCE_EXPERIMENT}.parquet"),
-        corpus=results(f"corpus/{config['experiments'][REFERENCE_EXPERIMENT]['species']}"),
+        # (functions: with no experiment configured there is no reference, nor this job)
+        reference=lambda wildcards: results(f"embeddings/{REFERENCE_EXPERIMENT}.parquet"),
+        corpus=lambda wildcards: results(f"corpus/{embedding_species(REFERENCE_EXPERIMENT)}"),
     output:
         results("embeddings/baseline_{baseline}.parquet"),
     log:
@@ -21,9 +23,11 @@ rule embedding_baseline:
         mem_mb=attempt_scaled(4000),
     params:
         seed=config["seed"],
+        block_values=config["block_values"],
     shell:
         "python -m gexnet classify baseline {wildcards.baseline} --reference {input.reference}"
-        " --corpus {input.corpus} --seed {params.seed} --out {output} > {log} 2>&1"
+        " --corpus {input.corpus} --seed {params.seed} --block-values {params.block_values}"
+        " --out {output} > {log} 2>&1"
 
 
 rule classifier_shard:
@@ -40,7 +44,7 @@ rule classifier_shard:
         mem_mb=attempt_scaled(8000),
         runtime=attempt_scaled(120),
     params:
-        labels=classifier_label_args,
+        labels=lambda wildcards, input: classifier_label_args(wildcards.embedding, input),
         settings=as_json(config["classifiers"]),
         shards=config["classifiers"]["shards"],
         seed=config["seed"],
@@ -81,7 +85,7 @@ rule classifier_label_counts:
     conda:
         "../envs/gexnet.yaml"
     params:
-        labels=classifier_label_args,
+        labels=lambda wildcards, input: classifier_label_args(REFERENCE_EXPERIMENT, input),
         settings=as_json(config["classifiers"]),
     shell:
         "python -m gexnet classify counts {input.embedding} {params.labels}"
@@ -119,24 +123,25 @@ rule classifier_comparison:
         " > {log} 2>&1"
 
 
+# Only experiments whose embedding holds lncRNAs outside the training biotypes (not the
+# coding-only ones) have a transfer.
 rule lncrna_transfer:
     input:
-        unpack(classifier_inputs),
+        unpack(lambda wildcards: classifier_inputs(wildcards, wildcards.transfer_experiment)),
     output:
-        predictions=results("lncrna/{embedding}/predictions.parquet"),
-        top=results("lncrna/{embedding}/top_properties.tsv"),
+        predictions=results("lncrna/{transfer_experiment}/predictions.parquet"),
+        top=results("lncrna/{transfer_experiment}/top_properties.tsv"),
     log:
-        logs("lncrna_{embedding}"),
+        logs("lncrna_{transfer_experiment}"),
     conda:
         "../envs/gexnet.yaml"
     threads: config["classifiers"]["threads"]
     resources:
         mem_mb=attempt_scaled(16000),
     params:
-        labels=classifier_label_args,
+        labels=lambda wildcards, input: classifier_label_args(wildcards.transfer_experiment, input),
         settings=as_json(config["classifiers"]),
-        seed=config["seed"],
     shell:
         "python -m gexnet classify transfer {input.embedding} {params.labels}"
-        " --settings {params.settings} --seed {params.seed} --threads {threads}"
+        " --settings {params.settings} --threads {threads}"
         " --predictions {output.predictions} --top {output.top} > {log} 2>&1"

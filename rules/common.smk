@@ -15,16 +15,26 @@ shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(PACKAGE_DIR))}:${{{{PYTHONPATH:-}}}}; "
 )
 
-from gexnet.config import ConfigError, validate  # noqa: E402
+from snakemake.utils import update_config  # noqa: E402
 
+from gexnet import layout  # noqa: E402
+from gexnet.config import ConfigError, schema, typed_overrides, validate  # noqa: E402
+
+# The run's config: the --configfile files (else config/config.yaml, see the Snakefile) with
+# --config on top (its nested values typed by the schema), then the schema's defaults for what
+# they leave out.
+SCHEMA = workflow.source_path("../config/config.schema.yaml")
+update_config(config, typed_overrides(dict(workflow.config_settings.config), schema(SCHEMA)))
 try:
-    validate(config, workflow.source_path("../config/config.schema.yaml"))
+    validate(config, SCHEMA)
 except ConfigError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
 
 RUN = config["run"]
 SPECIES = config["species"]
 RESOURCES = config["resources_dir"]
+# Generated and converted compendia live in a folder named by their settings (gexnet.layout).
+SOURCE_DIR = str(layout.source_dir(config))
 
 
 def results(path):
@@ -50,15 +60,26 @@ def attempt_scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
+def configured_file(key, path):
+    """A file the config names under `key`; its absence is an error naming the key. Called from
+    input functions, so only the jobs that read the file check it."""
+    if not Path(path).is_file():
+        raise WorkflowError(f"{key}: {path}: no such file")
+    return path
+
+
 def compendium(species, level="gene"):
     """The ARCHS4-layout HDF5 file for a species and level, from the configured source."""
     source = config["source"]
     if source == "archs4":
-        local = config["archs4"]["local_files"].get(f"{species}_{level}")
-        return local or f"{RESOURCES}/archs4/{species}_{level}_v{config['archs4']['version']}.h5"
+        key = f"{species}_{level}"
+        local = config["archs4"]["local_files"].get(key)
+        if local:
+            return configured_file(f"archs4.local_files.{key}", local)
+        return f"{RESOURCES}/archs4/{species}_{level}_v{config['archs4']['version']}.h5"
     if level != "gene" and source != "demo":
         raise WorkflowError(f"source {source} has gene-level counts only, not {level} level")
-    return f"{RESOURCES}/{source}/{species}_{level}_{source}.h5"
+    return f"{SOURCE_DIR}/{species}_{level}_{source}.h5"
 
 
 def download_options(local_key=None):
@@ -111,10 +132,12 @@ def geo_series_files(species):
 # --- annotations ---------------------------------------------------------------------------
 
 ANNOTATION = f"{RESOURCES}/annotation"
+# The label table depends on the annotations settings: a folder of its own per settings.
+LABELS_DIR = f"{ANNOTATION}/labels/{layout.settings_key(layout.label_settings(config))}"
 ANNOTATION_FILES = [
     *expand(f"{ANNOTATION}/genes_{{species}}.parquet", species=["human", "mouse"]),
     f"{ANNOTATION}/orthologs.parquet",
-    f"{ANNOTATION}/labels.parquet",
+    f"{LABELS_DIR}/labels.parquet",
 ]
 
 
@@ -123,29 +146,39 @@ def is_url(value):
 
 
 def label_inputs(wildcards):
-    """Label sources that are files: downloaded ones come from rules, local ones as they are."""
+    """The configured label sources: downloads come from rules, paths are used as they are."""
     a = config["annotations"]
+    downloaded = {"hpo": "hpo_phenotype_to_genes.txt", "go_gaf": "go.gaf.gz"}
     files = {}
-    if a["hpo"]:
-        files["hpo"] = f"{ANNOTATION}/hpo_phenotype_to_genes.txt" if is_url(a["hpo"]) else a["hpo"]
-    if a["go_gaf"]:
-        files["go_gaf"] = f"{ANNOTATION}/go.gaf.gz" if is_url(a["go_gaf"]) else a["go_gaf"]
-    elif Path(a["go_sqlite"]).exists():
-        files["go_sqlite"] = a["go_sqlite"]
+    for key in ("hpo", "go_gaf", "go_sqlite", "go_db"):
+        if not a[key]:
+            continue
+        if is_url(a[key]) and key in downloaded:
+            files[key] = f"{ANNOTATION}/{downloaded[key]}"
+        else:
+            files[key] = configured_file(f"annotations.{key}", a[key])
     for library in a["enrichr_libraries"]:
         files[f"gmt_{library}"] = f"{ANNOTATION}/enrichr/{library}.gmt"
     return files
 
 
-def experiment(wildcards):
-    """The config of one gene language model experiment, its species checked."""
-    settings = config["experiments"][wildcards.experiment]
+if config["annotations"]["go_gaf"] and config["annotations"]["go_sqlite"]:
+    raise WorkflowError("annotations: give go_gaf or go_sqlite, not both")
+
+
+# --- gene language models ------------------------------------------------------------------
+
+EXPERIMENTS = config["experiments"]
+for name, settings in EXPERIMENTS.items():
     if settings["species"] not in SPECIES:
         raise WorkflowError(
-            f"experiments.{wildcards.experiment}.species: {settings['species']} is not among "
-            f"species {SPECIES}"
+            f"experiments.{name}.species: {settings['species']} is not among species {SPECIES}"
         )
-    return settings
+
+
+def experiment(wildcards):
+    """The config of one gene language model experiment."""
+    return EXPERIMENTS[wildcards.experiment]
 
 
 def train_processes():
@@ -171,11 +204,9 @@ def train_launcher():
     if srun:
         # One task per GPU, each bound to its own (it sees it as device 0); on CPUs, the same
         # number of tasks on every node.
-        layout = (
-            "--ntasks-per-gpu=1" if config["train"]["gpus"] else f"--ntasks-per-node={per_node}"
-        )
+        tasks = "--ntasks-per-gpu=1" if config["train"]["gpus"] else f"--ntasks-per-node={per_node}"
         return (
-            f"srun --kill-on-bad-exit=1 --nodes={nodes} --ntasks={per_node * nodes} {layout}"
+            f"srun --kill-on-bad-exit=1 --nodes={nodes} --ntasks={per_node * nodes} {tasks}"
             f" --cpus-per-task={config['train']['cpus_per_process']} python"
         )
     return f"python -m torch.distributed.run --standalone --nproc_per_node {per_node}"
@@ -209,49 +240,76 @@ def train_resources():
     return resources
 
 
-REFERENCE_EXPERIMENT = config["classifiers"]["reference"] or next(iter(config["experiments"]), None)
-if REFERENCE_EXPERIMENT not in config["experiments"]:
+# --- classifiers and lncRNA transfer -------------------------------------------------------
+
+REFERENCE_EXPERIMENT = config["classifiers"]["reference"] or next(iter(EXPERIMENTS), None)
+if EXPERIMENTS and REFERENCE_EXPERIMENT not in EXPERIMENTS:
     raise WorkflowError(
         f"classifiers.reference: {REFERENCE_EXPERIMENT} is not an experiment "
-        f"({', '.join(config['experiments']) or 'none configured'})"
+        f"({', '.join(EXPERIMENTS)})"
     )
-EMBEDDINGS = [
-    *config["experiments"],
-    *(f"baseline_{b}" for b in config["classifiers"]["baselines"]),
-]
+EMBEDDINGS = [*EXPERIMENTS, *(f"baseline_{b}" for b in config["classifiers"]["baselines"])]
+
+
+def embedding_species(embedding):
+    """Whose genes an embedding holds (a baseline: its reference experiment's)."""
+    name = REFERENCE_EXPERIMENT if embedding.startswith("baseline_") else embedding
+    return EXPERIMENTS[name]["species"]
+
+
+def has_lncrnas_to_predict(name):
+    """Whether an experiment's embedding holds lncRNAs that the classifiers do not train on:
+    only those get the lncRNA transfer (a coding-only experiment has nothing to predict)."""
+    vocabulary = set(config["genes"]["biotypes"]) & set(
+        EXPERIMENTS[name]["biotypes"] or config["genes"]["biotypes"]
+    )
+    return "lncRNA" in vocabulary and "lncRNA" not in config["classifiers"]["train_biotypes"]
+
+
+TRANSFER_EXPERIMENTS = [name for name in EXPERIMENTS if has_lncrnas_to_predict(name)]
 
 
 def planted_programs():
     """The demo's planted programs, when they are labels too."""
-    c = config["classifiers"]
-    return c["planted_programs"] and config["source"] == "demo"
-
-
-def label_files():
-    """The classifiers' label sources: the annotation labels, the demo's planted programs."""
-    files = {"labels": f"{ANNOTATION}/labels.parquet"}
-    if planted_programs():
-        files["programs"] = f"{RESOURCES}/demo/truth/programs.parquet"
-    return files
+    return config["classifiers"]["planted_programs"] and config["source"] == "demo"
 
 
 def classifier_inputs(wildcards, embedding=None):
+    """An embedding and its labels: the annotation labels (human genes, mapped through the 1:1
+    orthologs for a mouse embedding) and, on the demo, the planted programs."""
     embedding = embedding or wildcards.embedding
-    return {"embedding": results(f"embeddings/{embedding}.parquet"), **label_files()}
+    files = {
+        "embedding": results(f"embeddings/{embedding}.parquet"),
+        "labels": f"{LABELS_DIR}/labels.parquet",
+    }
+    if planted_programs():
+        files["programs"] = f"{SOURCE_DIR}/truth/programs.parquet"
+    if embedding_species(embedding) == "mouse":
+        files["orthologs"] = f"{ANNOTATION}/orthologs.parquet"
+    return files
 
 
-def classifier_label_args(wildcards):
-    return " ".join(f"--{name} {path}" for name, path in label_files().items())
+def classifier_label_args(embedding, input):
+    """The label options of a classifier command on `embedding`, from its inputs."""
+    args = [f"--species {embedding_species(embedding)}", f"--labels {input.labels}"]
+    args += [
+        f"--{name} {getattr(input, name)}"
+        for name in ("programs", "orthologs")
+        if hasattr(input, name)
+    ]
+    return " ".join(args)
 
 
 def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
-    targets += expand(results("embeddings/{experiment}.parquet"), experiment=config["experiments"])
-    targets += [results(f) for f in ("classifiers/comparison.tsv", "classifiers/label_counts.tsv")]
+    targets += expand(results("embeddings/{experiment}.parquet"), experiment=EXPERIMENTS)
+    if EXPERIMENTS:
+        targets += [results(f"classifiers/{f}") for f in ("comparison.tsv", "label_counts.tsv")]
     targets += expand(
-        results("lncrna/{embedding}/top_properties.tsv"), embedding=config["experiments"]
+        results("lncrna/{embedding}/top_properties.tsv"), embedding=TRANSFER_EXPERIMENTS
     )
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())
+    targets.append(results("config.yaml"))
     return targets

@@ -1,7 +1,8 @@
 # The bundled demo compendium: ARCHS4-layout files with real gene identities and planted truth.
-from gexnet.simulate import output_files
-
-DEMO_FILES = {name: str(path) for name, path in output_files(f"{RESOURCES}/demo", SPECIES).items()}
+# Its folder is named by the settings it is generated from (gexnet.layout), so runs with other
+# settings never overwrite each other's compendium.
+DEMO_DIR = str(layout.source_dir(config, "demo"))
+DEMO_FILES = {name: str(path) for name, path in layout.demo_files(DEMO_DIR, SPECIES).items()}
 
 
 rule simulate_compendium:
@@ -18,6 +19,6 @@ rule simulate_compendium:
         runtime=attempt_scaled(30),
     params:
         settings=as_json({key: config[key] for key in ("seed", "species", "simulate", "qc")}),
-        outdir=lambda wildcards, output: Path(output[0]).parent,
+        outdir=lambda wildcards, output: Path(output.settings).parent,
     shell:
         "python -m gexnet simulate --settings {params.settings} --outdir {params.outdir} > {log} 2>&1"

@@ -78,8 +78,8 @@ rule geo_compendium:
         series=lambda wildcards: sum(geo_series_files(wildcards.species).values(), []),
         annotation=rules.download_geo_annotation.output,
     output:
-        compendium=f"{RESOURCES}/geo/{{species}}_gene_geo.h5",
-        report=f"{RESOURCES}/geo/{{species}}_gene_geo.json",
+        compendium=f"{layout.source_dir(config, 'geo')}/{{species}}_gene_geo.h5",
+        report=f"{layout.source_dir(config, 'geo')}/{{species}}_gene_geo.json",
     log:
         logs("geo_compendium_{species}"),
     conda:
@@ -99,11 +99,11 @@ rule geo_compendium:
 
 rule byo_compendium:
     input:
-        counts=config["byo"]["counts"] or [],
-        samples=config["byo"]["samples"] or [],
+        counts=lambda wildcards: configured_file("byo.counts", config["byo"]["counts"]),
+        samples=lambda wildcards: configured_file("byo.samples", config["byo"]["samples"]),
     output:
-        compendium=f"{RESOURCES}/byo/{{species}}_gene_byo.h5",
-        report=f"{RESOURCES}/byo/{{species}}_gene_byo.json",
+        compendium=f"{layout.source_dir(config, 'byo')}/{{species}}_gene_byo.h5",
+        report=f"{layout.source_dir(config, 'byo')}/{{species}}_gene_byo.json",
     log:
         logs("byo_compendium_{species}"),
     conda:

@@ -1,21 +1,63 @@
-"""Shared fixtures: the repository, a small generated compendium, and one end-to-end demo run."""
+"""Shared fixtures: the repository, a small generated compendium, the demo run and the
+miniature paper run (each run once per session and shared by the tests that read it)."""
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from gexnet import config, simulate
+from gexnet import config, layout, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 # What a fresh clone holds; results and caches of the checkout are left behind.
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles")
+# Fixtures that run the workflow: a test using one is end to end (marked e2e).
+WORKFLOW_RUNS = ("demo_run", "paper_run", "slurm_run")
+
+# The miniature paper run: config/paper.yaml itself, with only sizes overridden (the source,
+# the compendium, the model, one epoch on CPUs, classifier jobs) and a detected-gene threshold
+# scaled to the miniature's 750 genes.
+MINIATURE = {
+    "source": "demo",
+    "simulate": {
+        "protein_coding_genes": 600,
+        "lncrna_genes": 150,
+        "mouse_lncrna_genes": 60,
+        "samples": {"human": 260, "mouse": 200},
+        "series": {"human": 10, "mouse": 8},
+        "programs": 6,
+        "splicing_factors": 4,
+        "targets_per_splicing_factor": 3,
+        "case_control_series": 2,
+        "qc_failures": {"low_counts": 8, "single_cell": 6, "few_genes": 5},
+    },
+    "qc": {"min_detected_genes": 300},
+    "tokens": {"context": 32},
+    "model": {"hidden": 16, "layers": 1, "heads": 2, "ffn": 32},
+    "train": {
+        "gpus": 0,
+        "epochs": 1,
+        "batch_per_device": 4,
+        "cpus_per_process": 1,
+        "mem_mb": 1000,
+        "runtime_minutes": 30,
+    },
+    "classifiers": {"shards": 2, "threads": 1},
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if set(WORKFLOW_RUNS) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None):
@@ -37,31 +79,49 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def snakemake_env() -> dict:
+    """The environment jobs need: this interpreter's bin directory first on PATH."""
+    bindir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def config_overrides(overrides: dict) -> list[str]:
+    """`--config` arguments (KEY=YAML) that deep-merge `overrides` into the run's config."""
+    flow = {"default_flow_style": True, "width": 10_000}
+    return ["--config", *(f"{k}={yaml.safe_dump(v, **flow).strip()}" for k, v in overrides.items())]
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table: jobs per rule."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
+    return {rule: int(n) for rule, n in counts.items() if rule not in ("job", "total")}
+
+
+def run_config(workdir: Path, run_name: str) -> dict:
+    """The config a finished run used (its results/<run>/config.yaml record)."""
+    return yaml.safe_load((workdir / "results" / run_name / "config.yaml").read_text())
+
+
+def demo_dir(workdir: Path, run_name: str = "demo") -> Path:
+    """The generated compendium a run read (its folder is named by its settings)."""
+    return workdir / layout.source_dir(run_config(workdir, run_name))
+
+
 def small_config(**simulate_overrides) -> dict:
     """A compendium small enough to generate in a second or two."""
     cfg = {
         "seed": 3,
-        "simulate": {
-            "protein_coding_genes": 600,
-            "lncrna_genes": 150,
-            "mouse_lncrna_genes": 60,
-            "samples": {"human": 260, "mouse": 200},
-            "series": {"human": 10, "mouse": 8},
-            "programs": 6,
-            "splicing_factors": 4,
-            "targets_per_splicing_factor": 3,
-            "case_control_series": 2,
-            "qc_failures": {"low_counts": 8, "single_cell": 6, "few_genes": 5},
-        },
-        "qc": {"min_detected_genes": 300},
+        "simulate": copy.deepcopy(MINIATURE["simulate"]),
+        "qc": copy.deepcopy(MINIATURE["qc"]),
     }
     cfg["simulate"].update(simulate_overrides)
-    return config.validate(copy.deepcopy(cfg))
+    return config.validate(cfg)
 
 
 def generate(outdir: Path, cfg: dict) -> dict[str, Path]:
     simulate.simulate(cfg["simulate"], cfg["qc"], cfg["seed"], cfg["species"], outdir)
-    return simulate.output_files(outdir, cfg["species"])
+    return layout.demo_files(outdir, cfg["species"])
 
 
 @pytest.fixture(scope="session")
@@ -71,15 +131,33 @@ def small_compendium(tmp_path_factory) -> tuple[dict, dict[str, Path]]:
 
 
 @pytest.fixture(scope="session")
+def workflow_copy(tmp_path_factory) -> Path:
+    """A fresh copy of the workflow for dry runs and linting: Snakemake never runs in the
+    checkout (it would write .snakemake/ and results/ there)."""
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+@pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The README's demo in a fresh copy of the workflow: the default config and the local
     profile, ending in the report. Returns the run directory."""
     workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     # README command 1, after its install step
     snakemake = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "2"]
     report = ["--report", "results/demo/report.html", "--report-after-run"]
-    proc = run([*snakemake, *report], workdir, env=env)
+    proc = run([*snakemake, *report], workdir, env=snakemake_env())
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir
+
+
+@pytest.fixture(scope="session")
+def paper_run(tmp_path_factory) -> tuple[Path, str]:
+    """`--configfile config/paper.yaml` to completion at miniature size (MINIATURE on the
+    command line): every experiment and every stage the paper config enables. Returns the run
+    directory and Snakemake's output."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("paper"))
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "2",
+           "--configfile", "config/paper.yaml", *config_overrides(MINIATURE)]  # fmt: skip
+    proc = run(cmd, workdir, env=snakemake_env(), timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    return workdir, proc.stdout + proc.stderr

@@ -1,5 +1,6 @@
 """Configuration: schema validation fills defaults and names the offending key, from Python and
-through Snakemake itself."""
+through Snakemake itself; `--configfile F` runs with F and the schema's defaults, nothing of the
+demo, exactly as `gexnet check-config F --show` prints it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import yaml
 
 from gexnet import config
 
-from .conftest import REPO, run
+from .conftest import REPO, run, run_config, snakemake_env
+
+# A user's own file: one mouse experiment, everything else from the schema.
+MOUSE_USER_CONFIG = {
+    "run": "mine",
+    "species": ["mouse"],
+    "experiments": {"gpt_mouse": {"objective": "gpt", "normalization": "binning",
+                                  "species": "mouse"}},
+}  # fmt: skip
 
 
 def test_demo_and_paper_configs_are_valid():
@@ -77,16 +86,17 @@ def test_wrong_value_is_named(bad, key):
         ("seed=eight", "config key 'seed': 'eight' is not of type 'integer'"),
     ],
 )
-def test_snakemake_stops_on_bad_config(tmp_path, override, expected):
-    proc = run([sys.executable, "-m", "snakemake", "-n", "--config", override], REPO)
+def test_snakemake_stops_on_bad_config(workflow_copy, override, expected):
+    proc = run([sys.executable, "-m", "snakemake", "-n", "--config", override], workflow_copy)
     assert proc.returncode != 0
     assert expected in proc.stdout + proc.stderr
 
 
-def test_snakemake_stops_on_bad_config_file(tmp_path):
+def test_snakemake_stops_on_bad_config_file(tmp_path, workflow_copy):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"qc": {"min_total_counts": "many"}}))
-    proc = run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)], REPO)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)]
+    proc = run(cmd, workflow_copy)
     assert proc.returncode != 0
     assert "config key 'qc.min_total_counts'" in proc.stdout + proc.stderr
 
@@ -98,3 +108,85 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "config key 'simulate.programs'" in proc.stderr
+
+
+def shown(path, cwd) -> dict:
+    """What `gexnet check-config PATH --show` prints, parsed."""
+    proc = run([sys.executable, "-m", "gexnet", "check-config", str(path), "--show"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)
+
+
+def snakemake_config(workdir, configfile, run_name, *extra) -> dict:
+    """The config Snakemake runs with: the record it writes, results/<run>/config.yaml."""
+    cmd = [sys.executable, "-m", "snakemake", f"results/{run_name}/config.yaml", "--cores", "1",
+           "--configfile", str(configfile), *extra]  # fmt: skip
+    proc = run(cmd, workdir, env=snakemake_env())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return run_config(workdir, run_name)
+
+
+def test_paper_config_runs_as_check_config_shows_it(workflow_copy):
+    used = snakemake_config(workflow_copy, "config/paper.yaml", "paper")
+    assert used == shown("config/paper.yaml", workflow_copy)
+    # Nothing of the demo: the paper's seven experiments as written (coding-only where it
+    # says so), the schema's classifier jobs and simulator sizes.
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["experiments"]
+    assert list(used["experiments"]) == list(paper) and len(paper) == 7
+    for name, settings in paper.items():
+        assert used["experiments"][name]["biotypes"] == settings.get("biotypes"), name
+    assert (used["classifiers"]["shards"], used["classifiers"]["threads"]) == (8, 4)
+    assert used["tokens"]["context"] == 2048 and used["model"]["hidden"] == 200
+    assert used["simulate"] == config.validate({})["simulate"]  # the schema's, not the demo's
+
+
+def test_a_users_file_replaces_dictionaries_and_takes_overrides(tmp_path, workflow_copy):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(MOUSE_USER_CONFIG))
+    used = snakemake_config(workflow_copy, mine, "mine")
+    assert used == shown(mine, workflow_copy)
+    assert list(used["experiments"]) == ["gpt_mouse"]  # the demo's two are not merged in
+    assert used["species"] == ["mouse"] and used["classifiers"]["shards"] == 8
+    # --config goes on top of the file (a nested key merges into its section)
+    used = snakemake_config(workflow_copy, mine, "mine", "--config", "seed=3",
+                            "classifiers={shards: 3}")  # fmt: skip
+    assert used["seed"] == 3 and used["classifiers"]["shards"] == 3
+    assert used["classifiers"]["threads"] == 4 and list(used["experiments"]) == ["gpt_mouse"]
+
+
+def test_without_a_configfile_the_run_is_the_demo(workflow_copy):
+    cmd = [sys.executable, "-m", "snakemake", "results/demo/config.yaml", "--cores", "1"]
+    proc = run(cmd, workflow_copy, env=snakemake_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert run_config(workflow_copy, "demo") == shown("config/config.yaml", workflow_copy)
+
+
+def test_empty_experiments_remove_them_all(tmp_path, workflow_copy):
+    none = tmp_path / "none.yaml"
+    none.write_text("run: none\nexperiments: {}\n")
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(none)]
+    proc = run(cmd, workflow_copy)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "train_gene_lm" not in out and "classifier_shard" not in out
+    assert "corpus" in out  # the stages before training still run
+
+
+def test_nested_overrides_are_typed_by_the_schema():
+    # as Snakemake hands them over: `--config train={epochs: 1, max_lr: 1e-4} ...`
+    given = {
+        "train": {"epochs": "1", "max_lr": "1e-4", "require_cuda": "false"},
+        "archs4": {"version": "2.3", "local_files": {"human_gene": "/data/1.h5"}},
+        "classifiers": {"sources": "null", "baselines": ["random"]},
+        "experiments": {"x": {"objective": "gpt", "normalization": "binning", "biotypes": "null"}},
+        "seed": 3,
+    }
+    typed = config.typed_overrides(given, config.schema())
+    assert typed["train"] == {"epochs": 1, "max_lr": 1e-4, "require_cuda": False}
+    assert typed["archs4"] == given["archs4"]  # strings where the schema wants strings
+    assert typed["classifiers"] == {"sources": None, "baselines": ["random"]}
+    assert typed["experiments"]["x"]["biotypes"] is None and typed["seed"] == 3
+    # a value that is not what the schema wants stays as it came, for validation to name
+    assert config.typed_overrides({"train": {"epochs": "many"}}, config.schema()) == {
+        "train": {"epochs": "many"}
+    }

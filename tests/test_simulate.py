@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gexnet import annotation, simulate
+from gexnet import annotation, layout
 from gexnet.errors import GexnetError
 
-from .conftest import generate, small_config
+from .conftest import demo_dir, generate, small_config
 
 SAMPLE_FIELDS = (
     "geo_accession",
@@ -34,7 +34,7 @@ def strings(ds) -> np.ndarray:
 @pytest.fixture(scope="module")
 def demo(demo_run):
     """The default demo's files, read with h5py, and its truth tables."""
-    base = demo_run / "resources" / "demo"
+    base = demo_dir(demo_run)
     data = {}
     for sp in ("human", "mouse"):
         with h5py.File(base / f"{sp}_gene_demo.h5", "r") as f:
@@ -51,7 +51,8 @@ def demo(demo_run):
             for k in ("geo_accession", "series_id"):
                 data[sp]["samples"][k] = strings(f[f"meta/samples/{k}"])
     truth = {
-        name: pd.read_parquet(base / "truth" / f"{name}.parquet") for name in simulate.TRUTH_TABLES
+        name: pd.read_parquet(base / "truth" / f"{name}.parquet")
+        for name in layout.DEMO_TRUTH_TABLES
     }
     return base, data, truth
 
@@ -252,7 +253,7 @@ def test_deterministic_by_seed(tmp_path):
         a, b, c = (h5py.File(f[key], "r")["data/expression"][:] for f in (first, second, other))
         assert (a == b).all()
         assert a.shape != c.shape or (a != c).any()
-    for name in simulate.TRUTH_TABLES:
+    for name in layout.DEMO_TRUTH_TABLES:
         pd.testing.assert_frame_equal(pd.read_parquet(first[name]), pd.read_parquet(second[name]))
 
 

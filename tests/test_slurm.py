@@ -22,7 +22,7 @@ import psutil
 import pytest
 import yaml
 
-from .conftest import REPO, copy_workflow, run
+from .conftest import REPO, copy_workflow, job_stats, run
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 LOCAL = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -119,13 +119,6 @@ def slurm_run(cluster, tmp_path_factory):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     return workdir, output, slurm_jobs(cluster)
-
-
-def job_stats(output: str) -> dict[str, int]:
-    """Snakemake's "Job stats" table: jobs per rule."""
-    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
-    return {rule: int(n) for rule, n in counts.items() if rule not in ("job", "total")}
 
 
 def rule_of(comment: str, rules) -> str:

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     go = lab.add_mutually_exclusive_group()
     go.add_argument("--go-gaf", type=Path, help="GO annotations, GAF (optionally gzipped)")
     go.add_argument("--go-sqlite", type=Path, help="Bioconductor org.Hs.eg.db SQLite")
+    lab.add_argument(
+        "--go-db", type=Path, help="GO.db SQLite: term names, and ancestors for a GAF's terms"
+    )
     lab.add_argument("--gmt", type=_named_path, action="append", default=[],
                      metavar="SOURCE=PATH", help="a gene-set library (repeatable)")  # fmt: skip
     lab.add_argument("--out", required=True, type=Path)
@@ -52,9 +55,9 @@ def run(args: argparse.Namespace) -> None:
     else:
         sets = [labels.hpo_labels(args.hpo)]
         if args.go_gaf:
-            sets.append(labels.go_labels_gaf(args.go_gaf))
+            sets.append(labels.go_labels_gaf(args.go_gaf, go_db=args.go_db))
         if args.go_sqlite:
-            sets.append(labels.go_labels_sqlite(args.go_sqlite))
+            sets.append(labels.go_labels_sqlite(args.go_sqlite, go_db=args.go_db))
         sets += [labels.gmt_labels(path, source) for source, path in args.gmt]
         table = pd.concat([s.labels for s in sets], ignore_index=True)
         if table.empty:

@@ -42,16 +42,26 @@ def _qc(args: argparse.Namespace) -> None:
 
 
 def _check_config(args: argparse.Namespace) -> None:
-    from gexnet import config
+    import yaml
 
-    cfg = config.load(args.config)
-    print(json.dumps(cfg, indent=2) if args.show else f"{args.config}: valid")
+    from gexnet import config
+    from gexnet.io import atomic_path
+
+    if args.settings is not None:  # the workflow's resolved config
+        cfg, name = config.validate(args.settings), "the settings"
+    else:
+        cfg, name = config.load(args.config), str(args.config)
+    text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
+    print(text if args.show else f"{name}: valid", end="" if args.show else "\n")
 
 
 def _install_profile(args: argparse.Namespace) -> None:
     from gexnet import profiles
 
-    for line in profiles.install(args.name, force=args.force):
+    for line in profiles.install(args.name, force=args.force, copy=args.copy):
         print(line)
 
 
@@ -104,14 +114,24 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         mod.add_arguments(cmd)
         cmd.set_defaults(func=mod.run)
 
-    c = sub.add_parser("check-config", help="validate a config file against the schema")
-    c.add_argument("config", type=Path)
-    c.add_argument("--show", action="store_true", help="print the config with defaults filled")
+    c = sub.add_parser(
+        "check-config",
+        help="validate a config file against the schema",
+        description="Validate a config file as `snakemake --configfile CONFIG` reads it: the "
+        "file, then the schema's defaults (the demo's values are not merged in).",
+    )
+    c.add_argument("config", type=Path, nargs="?", default=Path("config/config.yaml"),
+                   help="config file (default: config/config.yaml, the demo)")  # fmt: skip
+    c.add_argument("--settings", type=_json, help="JSON of a whole config instead of a file")
+    c.add_argument("--show", action="store_true", help="print it (YAML) with defaults filled")
+    c.add_argument("--out", type=Path, help="write it (YAML) with defaults filled")
     c.set_defaults(func=_check_config)
 
     i = sub.add_parser("install-profile", help="make `snakemake --profile NAME` find a profile")
     i.add_argument("name", nargs="?", default="slurm-a100")
     i.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    i.add_argument("--copy", action="store_true",
+                   help="copy it instead of linking (to edit it outside a non-editable install)")  # fmt: skip
     i.set_defaults(func=_install_profile)
     return p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ import yaml
 
 from gexnet.errors import GexnetError
 
-SCHEMA = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
+# Package data (config/config.schema.yaml links here), so installed copies carry it too.
+SCHEMA = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
 
 
 class ConfigError(GexnetError):
@@ -59,11 +61,56 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{key or '<top level>'}': {error.message}"
 
 
+def schema(schema_path: str | os.PathLike = SCHEMA) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def typed_overrides(overrides: dict, schema: dict) -> dict:
+    """`--config` values typed as the schema types them.
+
+    Snakemake reads a nested `--config` value (`train={epochs: 1}`) with YAML's BaseLoader, so
+    every scalar in it arrives as a string ('1'); a string where the schema expects no string
+    (a number, an integer, a boolean, null) is read again as YAML, so that the override means
+    what it says. Strings the schema wants as strings ("2.2") stay as they are.
+    """
+
+    def typed(value: Any, node: dict) -> Any:
+        if isinstance(value, dict):
+            return {k: typed(v, _child(node, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v, node.get("items", {})) for v in value]
+        kinds = node.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not isinstance(value, str) or not kinds or "string" in kinds:
+            return value
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value  # validation names the key
+        if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 as text; the schema wants a number
+            with contextlib.suppress(ValueError):
+                return float(parsed)
+        return parsed
+
+    return typed(overrides, schema)
+
+
+def _child(node: dict, key: str) -> dict:
+    """The schema of `key` inside the object schema `node` (empty when it has none)."""
+    if key in node.get("properties", {}):
+        return node["properties"][key]
+    for pattern, sub in node.get("patternProperties", {}).items():
+        if re.search(pattern, key):
+            return sub
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else {}
+
+
 def validate(config: dict, schema_path: str | os.PathLike = SCHEMA) -> dict:
     """Validate `config` in place, filling defaults; raise ConfigError naming the key."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    cls = _with_defaults(jsonschema.validators.validator_for(schema))
-    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    rules = schema(schema_path)
+    cls = _with_defaults(jsonschema.validators.validator_for(rules))
+    errors = sorted(cls(rules).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("; ".join(dict.fromkeys(_describe(e) for e in errors)))
     return config

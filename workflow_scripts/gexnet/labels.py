@@ -5,7 +5,10 @@ one row per (source, term, gene); and `stats` with columns source, step, count, 
 of the source's gene identifiers were mapped at each ID step and how many were lost.
 
 The sources list positives only, so a gene missing from a term is a negative only if the source
-annotates that gene at all: `annotated_genes` gives that universe per source.
+annotates that gene at all (`gexnet.classify` builds the negatives that way).
+
+Every file read is one the caller names (the workflow: the `annotations.*` config keys); nothing
+is looked up on the system, so what a run used is what its config says.
 """
 
 from __future__ import annotations
@@ -26,9 +29,6 @@ from gexnet.errors import GexnetError
 
 LABEL_COLUMNS = ["source", "term_id", "term_name", "gene_id"]
 STATS_COLUMNS = ["source", "step", "count"]
-# Where Debian's r-bioc-org.hs.eg.db and r-bioc-go.db put their SQLite files.
-ORG_HS_SQLITE = "/usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite"
-GO_DB_SQLITE = "/usr/lib/R/site-library/GO.db/extdata/GO.sqlite"
 GO_SOURCES = {"BP": "GO_BP", "MF": "GO_MF", "CC": "GO_CC"}
 _GAF_ASPECTS = {"P": "BP", "F": "MF", "C": "CC"}
 _HUMAN_TAXON = "taxon:9606"
@@ -148,6 +148,10 @@ def _source_labels(
     return labels, used
 
 
+def _empty_labels() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=str) for c in LABEL_COLUMNS})
+
+
 def _finish(labels: Iterable[pd.DataFrame], stats: list[tuple[str, str, int]]) -> LabelSet:
     frames = [frame for frame in labels if len(frame)]
     labels = pd.concat(frames, ignore_index=True) if frames else _empty_labels()
@@ -202,10 +206,8 @@ def hpo_labels(path: str | Path | None = None) -> LabelSet:
 
 
 def _go_db(go_db: str | Path | None) -> Path | None:
-    """GO.db's SQLite: the given one (must exist), else Debian's if installed, else none."""
-    if go_db is not None:
-        return _require_file(go_db, "GO.db SQLite (r-bioc-go.db)")
-    return Path(GO_DB_SQLITE) if Path(GO_DB_SQLITE).is_file() else None
+    """GO.db's SQLite when one is given (it must exist), else None."""
+    return None if go_db is None else _require_file(go_db, "GO.db SQLite (r-bioc-go.db)")
 
 
 @contextlib.contextmanager
@@ -257,14 +259,14 @@ def _name_terms(annotations: pd.DataFrame, names: dict[str, str]) -> pd.DataFram
 
 
 def go_labels_sqlite(
-    path: str | Path = ORG_HS_SQLITE, go_db: str | Path | None = None, propagate: bool = True
+    path: str | Path, go_db: str | Path | None = None, propagate: bool = True
 ) -> LabelSet:
     """GO labels (sources GO_BP, GO_MF, GO_CC) from Bioconductor's org.Hs.eg.db SQLite.
 
     Reads genes(_id, gene_id = Entrez), gene_info(_id, symbol) and go_bp/go_mf/go_cc or, with
     `propagate`, their go_*_all tables, which also list every ancestor term (as HPO's table
     does). Evidence ND ("no biological data") is not a label. Genes map by Entrez ID, then
-    symbol. Term names come from GO.db (`go_db`, else Debian's if installed, else the GO ID).
+    symbol. Term names come from GO.db (`go_db`), or are the GO IDs without it.
     """
     path = _require_file(path, "org.Hs.eg.db SQLite")
     suffix = "_all" if propagate else ""
@@ -321,8 +323,7 @@ def go_labels_gaf(
 
     Annotations with a NOT qualifier, and those of other taxa than human, are dropped. Genes map
     by symbol (column 3), then by UniProt accession (column 2, UniProtKB rows). A GAF lists
-    direct annotations only: with `propagate` and GO.db (`go_db`, else Debian's if installed)
-    each label is copied to the term's ancestors, as org.Hs.eg.db's go_*_all tables are;
+    direct annotations only: with `propagate` and GO.db (`go_db`) each label is copied to the term's ancestors, as org.Hs.eg.db's go_*_all tables are;
     without GO.db labels stay direct ("ancestor labels added" is 0 in the stats).
     """
     path = _require_file(path, "GAF file")
@@ -396,29 +397,3 @@ def gmt_labels(path: str | Path, source_name: str) -> LabelSet:
     labels, used = _source_labels(source_name, table, records, ["gene"])
     what = {"symbol": "symbols", "entrez": "entrez ids"}.get(id_type, f"{id_type} ids")
     return _finish([labels], _stats(source_name, len(terms), what, used, steps, labels))
-
-
-# --- Combining ----------------------------------------------------------------------------------
-
-
-def combine(label_sets: Iterable[LabelSet]) -> LabelSet:
-    """One LabelSet from several (e.g. HPO, GO and each library), in the given order."""
-    label_sets = list(label_sets)
-    labels = pd.concat([s.labels for s in label_sets] or [_empty_labels()], ignore_index=True)
-    stats = pd.concat([s.stats for s in label_sets] or [_empty_stats()], ignore_index=True)
-    return LabelSet(labels, stats)
-
-
-def _empty_labels() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=str) for c in LABEL_COLUMNS})
-
-
-def _empty_stats() -> pd.DataFrame:
-    return pd.DataFrame({"source": [], "step": [], "count": []}).astype({"count": int})
-
-
-def annotated_genes(labels: pd.DataFrame) -> pd.DataFrame:
-    """source, gene_id: the genes each source annotates at all. A gene outside a term is a
-    negative for that term only if it is in this universe of the term's source."""
-    genes = labels[["source", "gene_id"]].drop_duplicates()
-    return genes.sort_values(["source", "gene_id"]).reset_index(drop=True)

@@ -1,19 +1,23 @@
-"""Make the repository's Snakemake profiles findable by name (`snakemake --profile NAME`).
+"""Make gexnet's Snakemake profiles findable by name (`snakemake --profile NAME`).
 
 Snakemake looks for a profile NAME in the current directory, then in the user's and the site's
-config directories, never in profiles/. Linking profiles/NAME into the user's directory keeps one
-copy: site values set in profiles/NAME are the ones used.
+config directories, never in profiles/. Linking the profile into the user's directory keeps one
+copy: in a checkout (editable install) site values set in profiles/NAME are the ones used. With
+`copy`, the user's directory gets a copy of its own to edit instead, which is what a
+non-editable install needs (its profiles sit in site-packages, replaced on every upgrade).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from gexnet.errors import GexnetError
 
-PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+# Package data (the repository's profiles/ links here), so installed copies carry them too.
+PROFILES = Path(__file__).resolve().parent / "data" / "profiles"
 
 
 def user_profile_dir() -> Path:
@@ -22,8 +26,8 @@ def user_profile_dir() -> Path:
     return Path(base) / "snakemake"
 
 
-def install(name: str, force: bool = False) -> Iterator[str]:
-    """Link profiles/<name> into the user's Snakemake config directory."""
+def install(name: str, force: bool = False, copy: bool = False) -> Iterator[str]:
+    """Link (or copy) profile `name` into the user's Snakemake config directory."""
     source = PROFILES / name
     if not source.is_dir():
         known = ", ".join(sorted(p.name for p in PROFILES.iterdir() if p.is_dir()))
@@ -42,6 +46,10 @@ def install(name: str, force: bool = False) -> Iterator[str]:
             )
         target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.symlink_to(source, target_is_directory=True)
-    yield f"{target} -> {source}"
-    yield f"now: snakemake --profile {name}   (from {PROFILES.parent})"
+    if copy:
+        shutil.copytree(source, target)
+        yield f"{target}: a copy of {source}; set your site's values there"
+    else:
+        target.symlink_to(source, target_is_directory=True)
+        yield f"{target} -> {source}"
+    yield f"now: snakemake --profile {name}   (from the workflow's directory)"

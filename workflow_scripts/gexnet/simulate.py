@@ -20,6 +20,7 @@ the seed and the settings only. The truth tables are written beside the data as 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from tqdm import tqdm
 from gexnet import __version__, annotation
 from gexnet.archs4 import Archs4Writer
 from gexnet.errors import GexnetError
-from gexnet.io import write_table
+from gexnet.io import atomic_path, write_table
+from gexnet.layout import demo_files
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +68,6 @@ SPLICING_FACTORS = (
 ).split()
 
 
-def output_files(outdir: str | Path, species: list[str]) -> dict[str, Path]:
-    """Every file `simulate` writes, by name: the compendia and the truth tables."""
-    outdir = Path(outdir)
-    files = {
-        f"{sp}_{level}": outdir / f"{sp}_{level}_demo.h5"
-        for sp in species
-        for level in ("gene", "transcript")
-    }
-    for table in TRUTH_TABLES:
-        files[table] = outdir / "truth" / f"{table}.parquet"
-    return files
-
-
-TRUTH_TABLES = (
-    "programs",
-    "regulators",
-    "orthologs",
-    "splicing",
-    "case_control",
-    "case_control_regulators",
-    "qc",
-)
-
-
 @dataclass
 class SpeciesDesign:
     """Everything planted for one species, before any count is drawn."""
@@ -107,14 +85,19 @@ class SpeciesDesign:
 
 
 def simulate(settings: dict, qc: dict, seed: int, species: list[str], outdir: str | Path) -> None:
-    """Write the demo compendium for `species` and its truth tables under `outdir`."""
+    """Write the demo compendium for `species`, its truth tables and the settings it was
+    generated from (settings.json, last: its presence means the rest is complete) under
+    `outdir`."""
     rng = np.random.default_rng([seed, 0])
     designs = _plan(settings, qc, species, rng)
-    files = output_files(outdir, species)
+    files = demo_files(outdir, species)
     for index, sp in enumerate(species):
         _write_species(designs[sp], settings, qc, seed, index, files)
     for name, table in _truth_tables(designs).items():
         write_table(table, files[name])
+    used = {"seed": seed, "species": list(species), "simulate": settings, "qc": qc}
+    with atomic_path(files["settings"]) as tmp:
+        tmp.write_text(json.dumps(used, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
