@@ -1,8 +1,10 @@
 """The demo workflow on a real Slurm cluster, through the profile users run.
 
 tests/slurm/cluster.sh starts a one-node cluster (munge, slurmctld, slurmd, two fake a100 GPUs,
-memory enforced); the demo then runs with `snakemake --profile profiles/slurm-ci`, which is
-profiles/slurm-a100 with the test cluster's site values. Training books both GPUs and starts one
+memory enforced); the demo's path to one trained model (compendium, QC, corpus, training,
+embeddings) then runs with `snakemake --profile profiles/slurm-ci`, which is
+profiles/slurm-a100 with the test cluster's site values: what only Slurm can show, kept short
+(the rest of the demo runs locally in test_workflow). Training books both GPUs and starts one
 srun task per GPU; with no CUDA behind the fake GPUs the two tasks train on CPUs with gloo. Its
 memory is set so that Slurm kills the first attempt, and the profile's retry doubles it.
 """
@@ -40,7 +42,11 @@ SLURM_CONFIG = {
         "mem_mb": TRAIN_MEM_MB,
     }
 }
-EXPERIMENTS = list(LOCAL["experiments"])
+EXPERIMENTS = ["gpt_binning"]  # trained through Slurm; the local demo trains it too
+TARGETS = [
+    *(f"results/demo/embeddings/{name}.parquet" for name in EXPERIMENTS),
+    "results/demo/config.yaml",
+]
 TRAINED_FILES = ("model.safetensors", "metrics.tsv", "validation.tsv")
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 
@@ -113,7 +119,7 @@ def slurm_run(cluster, tmp_path_factory):
     (workdir / "slurm-test.yaml").write_text(yaml.safe_dump(SLURM_CONFIG))
     bindir = str(Path(sys.executable).parent)  # jobs inherit PATH (sbatch --export=ALL)
     env = {**cluster, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm-ci",
+    cmd = [sys.executable, "-m", "snakemake", *TARGETS, "--profile", "profiles/slurm-ci",
            "--configfile", "config/config.yaml", "slurm-test.yaml"]  # fmt: skip
     proc = run(cmd, workdir, timeout=1500, env=env)
     output = proc.stdout + proc.stderr
@@ -130,7 +136,8 @@ def test_every_job_ran_as_a_slurm_job(slurm_run):
     _, output, jobs = slurm_run
     stats = job_stats(output)
     stats.pop("all")  # the target rule has no command: nothing to run
-    assert stats["train_gene_lm"] == len(EXPERIMENTS) and sum(stats.values()) > 20
+    assert stats["train_gene_lm"] == len(EXPERIMENTS) and stats["sample_qc"] == 1
+    assert {"simulate_compendium", "corpus", "gene_embeddings", "run_config"} <= set(stats)
     submitted = SUBMITTED.findall(output)  # (Snakemake's job, Slurm's job) per submission
     assert len({job for job, _ in submitted}) == sum(stats.values()), "a job ran outside Slurm"
     assert sorted(int(i) for _, i in submitted) == sorted(jobs.id), "Slurm has every submission"
@@ -186,10 +193,19 @@ def test_two_srun_tasks_train_as_the_local_process_does(slurm_run, demo_run):
         va, vb = (pd.read_csv(d / "validation.tsv", sep="\t") for d in (local, slurm))
         np.testing.assert_allclose(vb.validation_loss, va.validation_loss, rtol=5e-3)
         assert vb.validation_loss.iloc[-1] < vb.validation_loss.iloc[0]
-        ca, cb = (pd.read_parquet(d / "results" / "demo" / "classifiers" / name / "metrics.parquet")
+        ea, eb = (pd.read_parquet(d / "results" / "demo" / "embeddings" / f"{name}.parquet")
                   for d in (demo_run, workdir))  # fmt: skip
-        planted = [c[c.source == "planted_programs"].auroc.mean() for c in (ca, cb)]
-        assert planted[1] > 0.95 and abs(planted[0] - planted[1]) < 0.02, planted
+        assert ea["gene_id"].equals(eb["gene_id"])
+        # the same geometry: gene–gene cosine similarities agree between the two runs
+        r = np.corrcoef(cosines(ea).ravel(), cosines(eb).ravel())[0, 1]
+        assert r > 0.95, r
+
+
+def cosines(table: pd.DataFrame, n: int = 500) -> np.ndarray:
+    """Cosine similarities among the first n genes."""
+    x = table.filter(regex=r"^dim_\d+$").to_numpy(np.float64)[:n]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x @ x.T
 
 
 def not_comparable(path: str) -> bool:
@@ -201,6 +217,7 @@ def not_comparable(path: str) -> bool:
     return (
         bool({"logs", "benchmarks", "checkpoints", "lncrna"} & set(parts))
         or path.endswith((".svg", "report.html", "classifiers/comparison.tsv"))
+        or path == "results/demo/config.yaml"  # the runs' settings differ (GPUs, launcher)
         or (parts[-3] == "models" and parts[-1] in TRAINED_FILES)
         or (parts[-2] == "embeddings" and parts[-1].split(".")[0] in trained)
         or (parts[-3] == "classifiers" and parts[-2] in trained)
@@ -215,12 +232,12 @@ def test_deterministic_outputs_equal_the_local_run(slurm_run, demo_run):
         return {str(p.relative_to(root)): p for p in files}
 
     local, slurm = outputs(demo_run), outputs(workdir)
-    compared = sorted(k for k in local if not not_comparable(k))
-    assert compared == sorted(k for k in slurm if not not_comparable(k))
-    assert len(compared) > 40 and any("corpus" in k for k in compared)
+    compared = sorted(k for k in slurm if not not_comparable(k))
+    assert set(compared) <= set(local), "the Slurm run made files the local run did not"
+    assert len(compared) > 15 and any("corpus" in k for k in compared)
     differ = [k for k in compared if local[k].read_bytes() != slurm[k].read_bytes()]
     assert not differ, differ
-    assert {k for k in local if k.endswith(("model.json", "vocabulary.tsv"))} <= set(compared)
+    assert {k for k in slurm if k.endswith(("model.json", "vocabulary.tsv"))} <= set(compared)
 
 
 def test_cluster_goes_down_without_leftovers(cluster):

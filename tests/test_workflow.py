@@ -18,7 +18,16 @@ import yaml
 
 from gexnet import profiles
 
-from .conftest import REPO, demo_dir, job_stats, run, run_config, snakemake_env
+from .conftest import (
+    MINIATURE,
+    REPO,
+    config_overrides,
+    demo_dir,
+    job_stats,
+    run,
+    run_config,
+    snakemake_env,
+)
 
 PY = sys.executable
 
@@ -281,6 +290,8 @@ def program_accuracy(workdir: Path, embeddings: Path, species: str) -> tuple[flo
     program from its embedding, and the same with the embeddings shuffled across genes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     truth = pd.read_parquet(demo_dir(workdir) / "truth" / "programs.parquet")
     truth = truth[(truth["species"] == species) & truth["program"].notna()]
@@ -288,7 +299,7 @@ def program_accuracy(workdir: Path, embeddings: Path, species: str) -> tuple[flo
     x, y = table.filter(regex=r"^dim_\d+$").to_numpy(), table["program"].astype(str).to_numpy()
     assert len(table) > 1000 and len(set(y)) == 12
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
-    model = LogisticRegression(max_iter=3000)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     accuracy = cross_val_score(model, x, y, cv=folds).mean()
     shuffled = x[np.random.default_rng(0).permutation(len(x))]
     return accuracy, cross_val_score(model, shuffled, y, cv=folds).mean()
@@ -412,7 +423,9 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
                                              "baseline_random", "baseline_coexpression"}  # fmt: skip
     assert (results / "lncrna" / "gpt_binning_coding_lncrna" / "top_properties.tsv").is_file()
     assert not (results / "lncrna" / "gpt_binning").exists()  # coding-only: nothing to predict
-    proc = run([PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml"], workdir)
+    again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
+             *config_overrides(MINIATURE)]  # fmt: skip
+    proc = run(again, workdir)
     assert "Nothing to be done" in proc.stdout + proc.stderr, "the same command, done"
 
 
