@@ -10,8 +10,10 @@
    Bins and token sequences must be identical, log values within 1e-6 (exit 1 otherwise). The input to binning is made
    tie-free by construction (tied values nudged apart by a few float32 ulps, untimed), since
    the two break ties differently by design.
-2. Peak RSS of the streaming pipeline `normalize.normalize` on an HDF5 compendium, in a
-   subprocess, for N and 2N samples at one block budget: it should not grow with N.
+2. Peak RSS, in a subprocess, for N and 2N samples at one block budget (it should not grow
+   with N) of (a) the streaming pipeline `normalize.normalize` on an HDF5 compendium whose QC
+   removes one contiguous tenth of the samples (a failing study: ARCHS4 files are ordered by
+   series), and (b) `byo.convert` of the same counts written as a TSV table.
 
     python benchmarks/normalize.py [--genes 20000] [--samples 20000] [--quick] ...
 
@@ -311,33 +313,58 @@ def throughput(args: argparse.Namespace, cfg: dict) -> tuple[list[dict], bool]:
 # --- memory of the streaming pipeline ------------------------------------------------------
 
 
-def write_compendium(path: Path, n_genes: int, n_samples: int, block: int, seed: int) -> None:
+def write_compendium(
+    path: Path, n_genes: int, n_samples: int, block: int, seed: int, genes: list[str]
+) -> slice:
+    """A generated compendium whose middle tenth of samples is one failing study: a contiguous
+    run of single-cell samples (ARCHS4 files are ordered by series), which QC removes. Returns
+    that run."""
     from gexnet.archs4 import Archs4Writer
 
+    failing = slice(int(0.45 * n_samples), int(0.45 * n_samples) + n_samples // 10)
     with Archs4Writer(path, "gene", n_genes, n_samples) as w:
         for s0, c in generate(n_genes, n_samples, block, seed):
             w.write_samples(s0, c)
-        ids = [f"{i + 1:05d}" for i in range(n_genes)]
         features = pd.DataFrame(
-            {
-                "ensembl_gene": [f"G{i}" for i in ids],
-                "symbol": [f"S{i}" for i in ids],
-                "biotype": "protein_coding",
-            }
-        )
+            {"ensembl_gene": genes, "symbol": [f"S{i}" for i in range(n_genes)],
+             "biotype": "protein_coding"}
+        )  # fmt: skip
+        scp = np.zeros(n_samples)
+        scp[failing] = 0.9
         samples = pd.DataFrame(
             {
                 "geo_accession": [f"GSM{i + 1}" for i in range(n_samples)],
                 "series_id": [f"GSE{i // 20 + 1}" for i in range(n_samples)],
-                "singlecellprobability": np.zeros(n_samples),
+                "singlecellprobability": scp,
             }
         )
         w.finish(features, samples, {"version": "benchmark"})
+    return failing
 
 
-def run_child(argv: list[str], tmp: Path, name: str) -> tuple[float, float, float]:
+def write_tsv(compendium: Path, counts_path: Path, sheet_path: Path, block: int) -> None:
+    """The compendium as a bring-your-own text table (gene ID, then one column per sample) and
+    its sample sheet, written by blocks of gene rows."""
+    from gexnet.archs4 import Archs4File
+
+    with Archs4File(compendium) as f, open(counts_path, "w") as out:
+        genes = f.features()["ensembl_gene"].tolist()
+        samples = f.samples(["geo_accession", "series_id"])
+        out.write("\t".join(["gene_id", *samples["geo_accession"]]) + "\n")
+        height = max(1, block // f.n_samples)
+        for g0 in range(0, f.n_features, height):
+            counts = f.read(features=slice(g0, g0 + height))
+            for gene, row in zip(genes[g0 : g0 + height], counts.tolist(), strict=True):
+                out.write(gene + "\t" + "\t".join(map(str, row)) + "\n")
+    samples.rename(columns={"geo_accession": "sample", "series_id": "series"}).to_csv(
+        sheet_path, sep="\t", index=False
+    )
+
+
+def run_child(argv: list[str], tmp: Path, name: str) -> tuple[float, float, float, int]:
     """Run this script as a child: its peak RSS in MiB (VmHWM, reported by the child), the
-    peak of psutil polling every 20 ms (a cross-check), and its wall seconds.
+    peak of psutil polling every 20 ms (a cross-check), its wall seconds, and the most counts
+    it read from its input at once (0 where not tracked).
 
     Not ru_maxrss (wait4 or RUSAGE_CHILDREN): a forked child starts with its parent's high-water
     mark, kept across exec, so it would report this process's peak instead of its own.
@@ -361,64 +388,122 @@ def run_child(argv: list[str], tmp: Path, name: str) -> tuple[float, float, floa
     if proc.wait() != 0:
         print(log.read_text()[-3000:])
         raise SystemExit(f"child {argv[0]} failed with exit code {proc.returncode}")
-    hwm = json.loads(report.read_text())["VmHWM_kB"] / 1024
-    return hwm, polled / 2**20, time.perf_counter() - t
+    reported = json.loads(report.read_text())
+    wall = time.perf_counter() - t
+    return reported["VmHWM_kB"] / 1024, polled / 2**20, wall, reported["largest_read"]
 
 
 def child(argv: list[str]) -> None:
-    """--child-normalize report compendium qc outdir block_values | --child-import report."""
-    from gexnet import normalize
+    """--child-normalize report compendium qc outdir block_values
+    | --child-byo report counts sheet out block_values | --child-import report.
 
+    Besides its peak RSS, a child reports the most counts one read of its input returned
+    (HDF5 reads of normalize, text blocks of byo): a measure that RSS noise cannot hide.
+    """
+    largest = [0]
     if argv[0] == "--child-normalize":
+        from gexnet import normalize
+        from gexnet.archs4 import Archs4File
+
+        read = Archs4File.read
+
+        def tracked_read(self, *args, **kwargs):
+            block = read(self, *args, **kwargs)
+            largest[0] = max(largest[0], block.size)
+            return block
+
+        Archs4File.read = tracked_read
         compendium, qc_table, outdir, block = argv[2:6]
         normalize.normalize(compendium, qc_table, outdir, settings(), int(block), seed=0)
+    elif argv[0] == "--child-byo":
+        from gexnet import byo
+
+        blocks = byo.TsvMatrix.blocks
+
+        def tracked_blocks(self, block_values):
+            for rows, columns, counts in blocks(self, block_values):
+                largest[0] = max(largest[0], counts.size)
+                yield rows, columns, counts
+
+        byo.TsvMatrix.blocks = tracked_blocks
+        counts, sheet, out, block = argv[2:6]
+        byo.convert(counts, sheet, "human", out, int(block))
     # VmHWM: this process's own peak RSS (its memory map is new since exec).
     status = Path("/proc/self/status").read_text().splitlines()
     hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    Path(argv[1]).write_text(json.dumps({"VmHWM_kB": hwm}))
+    Path(argv[1]).write_text(json.dumps({"VmHWM_kB": hwm, "largest_read": largest[0]}))
 
 
 def memory(args: argparse.Namespace, cfg: dict) -> dict:
+    """Peak RSS of (a) normalize with QC removing one contiguous tenth of the samples and (b) byo
+    on a text table of the same counts, each at N and 2N samples."""
+    from gexnet import annotation
+    from gexnet.archs4 import Archs4File
     from gexnet.qc import sample_qc
 
     n_genes, n, block = args.mem_genes, args.mem_samples, args.mem_block_values
     print(
-        f"\n## 2. Peak RSS of normalize.normalize in a subprocess: {n_genes:,} genes, "
-        f"{n:,} and {2 * n:,} samples, block_values {block:,}"
+        f"\n## 2. Peak RSS in a subprocess: {n_genes:,} genes, {n:,} and {2 * n:,} samples, "
+        f"block_values {block:,}\n(a) normalize.normalize, QC removing one contiguous run of a "
+        "tenth of the samples (a failing study)\n(b) byo.convert of the same counts as a TSV"
     )
     # Generated libraries are smaller than real ones: QC thresholds that keep them.
     thresholds = dict(cfg["qc"], min_total_counts=10_000, min_detected_genes=n_genes // 10)
-    result = {}
+    genes = sorted(annotation.genes("human")["gene_id"])[:n_genes]  # real IDs: byo maps them
+    result: dict[str, dict[str, float]] = {"normalize": {}, "byo": {}}
     with tempfile.TemporaryDirectory(prefix="gexnet-bench-") as tmp:
         tmp = Path(tmp)
-        rss_import, polled, _ = run_child(["--child-import"], tmp, "import")
+        rss_import, polled, _, _ = run_child(["--child-import"], tmp, "import")
         print(f"  import only: peak RSS {rss_import:,.0f} MiB (polled {polled:,.0f} MiB)")
         for label, size in (("N", n), ("2N", 2 * n)):
             compendium, qc_table = tmp / f"c{size}.h5", tmp / f"qc{size}.parquet"
             t = time.perf_counter()
-            write_compendium(compendium, n_genes, size, block, args.seed)
+            failing = write_compendium(compendium, n_genes, size, block, args.seed, genes)
             qc = sample_qc(compendium, thresholds, block)
             write_table(qc, qc_table)
+            removed = np.flatnonzero(~qc["kept"].to_numpy())
+            if not set(range(failing.start, failing.stop)) <= set(removed.tolist()):
+                raise SystemExit("QC kept samples of the failing study")
             prep = time.perf_counter() - t
             argv = ["--child-normalize", str(compendium), str(qc_table), str(tmp / f"out{size}")]
-            rss, polled, wall = run_child([*argv, str(block)], tmp, f"normalize{size}")
+            rss, polled, wall, read = run_child([*argv, str(block)], tmp, f"normalize{size}")
             corpus = json.loads((tmp / f"out{size}" / "corpus.json").read_text())
             print(
-                f"  {label:2s} {size:>7,} samples ({int(qc['kept'].sum()):,} kept, "
+                f"  (a) {label:2s} {size:>7,} samples ({len(removed):,} removed, "
+                f"{failing.stop - failing.start:,} of them in one run; "
                 f"{corpus['n_tokens'] - 3:,} genes in vocabulary): peak RSS {rss:,.0f} MiB "
-                f"(polled {polled:,.0f} MiB), {wall:.1f} s (file + QC {prep:.1f} s)"
+                f"(polled {polled:,.0f} MiB), largest read {read:,} counts, {wall:.1f} s "
+                f"(file + QC {prep:.1f} s)"
             )
-            result[label] = rss
-            for path in tmp.glob(f"*{size}*"):  # keep /tmp small between the two runs
-                if path.is_file():
+            result["normalize"] |= {label: rss, f"read {label}": read}
+
+            counts, sheet, out = tmp / f"counts{size}.tsv", tmp / f"sheet{size}.tsv", tmp / "b.h5"
+            t = time.perf_counter()
+            write_tsv(compendium, counts, sheet, block)
+            prep = time.perf_counter() - t
+            argv = ["--child-byo", str(counts), str(sheet), str(out), str(block)]
+            rss, polled, wall, read = run_child(argv, tmp, f"byo{size}")
+            with Archs4File(out) as f:
+                if (f.n_features, f.n_samples) != (n_genes, size):
+                    raise SystemExit(f"byo wrote {f.n_features} × {f.n_samples}")
+            print(
+                f"  (b) {label:2s} {size:>7,} samples, TSV {counts.stat().st_size / 2**20:,.0f} "
+                f"MiB: peak RSS {rss:,.0f} MiB (polled {polled:,.0f} MiB), largest read "
+                f"{read:,} counts, {wall:.1f} s (TSV {prep:.1f} s)"
+            )
+            result["byo"] |= {label: rss, f"read {label}": read}
+            for path in tmp.glob("*"):  # keep /tmp small between the two sizes
+                if path.is_file() and not path.name.endswith((".json", ".log")):
                     path.unlink()
-    result["change %"] = 100 * (result["2N"] / result["N"] - 1)
-    result["import"] = rss_import
-    verdict = "yes" if abs(result["change %"]) < 20 else "no"
-    print(
-        f"RSS 2N / N = {result['2N'] / result['N']:.3f} ({result['change %']:+.1f}%); "
-        f"change < 20%: {verdict}"
-    )
+    for name, rss in result.items():
+        rss["change %"] = 100 * (rss["2N"] / rss["N"] - 1)
+        verdict = "yes" if abs(rss["change %"]) < 20 else "no"
+        within = "yes" if max(rss["read N"], rss["read 2N"]) <= block else "no"
+        print(
+            f"{name}: RSS 2N / N = {rss['2N'] / rss['N']:.3f} ({rss['change %']:+.1f}%); "
+            f"change < 20%: {verdict}; every read within block_values: {within}"
+        )
+    result["import"] = {"N": rss_import}
     return result
 
 
@@ -435,9 +520,15 @@ def summary(rows: list[dict], mem: dict) -> None:
             f"{r['gexnet values/s']:.3g} | {r['baseline values/s']:.3g} | "
             f"{r['ratio gexnet/baseline']:.2f}× |"
         )
-    print("\n| RSS N (MiB) | RSS 2N (MiB) | change % | import only (MiB) |")
-    print("|---:|---:|---:|---:|")
-    print(f"| {mem['N']:,.0f} | {mem['2N']:,.0f} | {mem['change %']:+.1f} | {mem['import']:,.0f} |")
+    print("\n| peak RSS (MiB) | N | 2N | change % | largest read N | largest read 2N |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, what in (("normalize", "normalize, clustered QC removal"), ("byo", "byo, TSV")):
+        r = mem[name]
+        print(
+            f"| {what} | {r['N']:,.0f} | {r['2N']:,.0f} | {r['change %']:+.1f} | "
+            f"{r['read N']:,} | {r['read 2N']:,} |"
+        )
+    print(f"| import only | {mem['import']['N']:,.0f} | | | | |")
 
 
 def main() -> None:

@@ -568,3 +568,62 @@ def test_writer_leaves_nothing_on_failure(tmp_path):
             {},
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def _meta(n_features: int, n_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    features = pd.DataFrame(
+        {"ensembl_gene": [f"ENSG{i:011d}" for i in range(n_features)],
+         "symbol": [f"G{i}" for i in range(n_features)], "biotype": "protein_coding"}
+    )  # fmt: skip
+    samples = pd.DataFrame(
+        {"geo_accession": [f"GSM{i}" for i in range(n_samples)], "series_id": "GSE1",
+         "singlecellprobability": 0.0}
+    )  # fmt: skip
+    return features, samples
+
+
+@pytest.mark.parametrize(
+    ("block_values", "chunks"), [(700, (2, 256)), (3000, (11, 256)), (10**9, (2048, 256))]
+)
+def test_writer_by_feature_rows_places_every_row(tmp_path, block_values, chunks):
+    """Rows in any order and sample ranges (as one GEO series' block of gene rows gives them)
+    land where they belong and rows never written are zero, whatever the budget; chunks are
+    2048 × 256, fewer rows where the budget is smaller than that."""
+    from gexnet.archs4 import Archs4Writer
+
+    rng = np.random.default_rng(1)
+    n_features, n_samples = 2100, 600  # more than one chunk along each axis
+    expected = np.zeros((n_features, n_samples), np.uint32)
+    path = tmp_path / "human_gene_x.h5"
+    with Archs4Writer(path, "gene", n_features, n_samples, block_values) as w:
+        for start, stop in ((0, 250), (250, 257), (257, 600)):  # three "series"
+            rows = rng.permutation(n_features)[: n_features - 40]  # some genes absent
+            for part in np.array_split(rows, 9):
+                block = rng.integers(0, 2**32, (len(part), stop - start), dtype=np.uint32)
+                w.write_features(part, start, block)
+                expected[part, start:stop] = block
+        scratch = [p for p in tmp_path.iterdir() if p.name != path.name and ".tmp" in p.name]
+        assert len(scratch) == 2  # the HDF5 file being built and the staged counts
+        w.finish(*_meta(n_features, n_samples), {})
+    assert list(tmp_path.iterdir()) == [path]
+    with Archs4File(path) as f:
+        np.testing.assert_array_equal(f.read(), expected)
+    with h5py.File(path) as h:
+        assert h["data/expression"].chunks == chunks
+
+
+def test_writer_takes_samples_or_feature_rows_not_both(tmp_path):
+    from gexnet.archs4 import Archs4Writer
+
+    path = tmp_path / "human_gene_x.h5"
+    with Archs4Writer(path, "gene", 3, 4) as w:
+        w.write_samples(0, np.ones((3, 2), np.uint32))
+        with pytest.raises(ValueError, match="write_features after write_samples"):
+            w.write_features(np.array([0]), 0, np.ones((1, 4), np.uint32))
+    with Archs4Writer(path, "gene", 3, 4) as w:
+        w.write_features(np.array([2, 0]), 1, np.ones((2, 3), np.uint32))
+        with pytest.raises(ValueError, match="write_samples after write_features"):
+            w.write_samples(0, np.ones((3, 2), np.uint32))
+        with pytest.raises(GexnetError, match="counts outside"):
+            w.write_features(np.array([1]), 0, -np.ones((1, 4), np.int64))
+    assert list(tmp_path.iterdir()) == []  # no file and no staged counts left

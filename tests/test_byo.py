@@ -190,12 +190,85 @@ def test_round_trip(tmp_path, fmt, id_type) -> None:
     assert np.isnan(samples["singlecellprobability"]).all()
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "h5ad", "h5ad_sparse", "tsv"])
+def file_content(out: Path) -> dict:
+    """Everything an ARCHS4 file holds, as read back."""
+    with Archs4File(out) as f:
+        return {"features": f.features(), "samples": f.samples(), "counts": f.read(),
+                "info": f.info()}  # fmt: skip
+
+
+def assert_same_content(a: Path, b: Path) -> None:
+    first, second = file_content(a), file_content(b)
+    pd.testing.assert_frame_equal(first["features"], second["features"])
+    pd.testing.assert_frame_equal(first["samples"], second["samples"])
+    np.testing.assert_array_equal(first["counts"], second["counts"])
+    assert first["info"] == second["info"]
+
+
+def spy_blocks(monkeypatch, cls) -> list[tuple[int, int]]:
+    """Record the shape (genes × samples) of every block `cls.blocks` yields."""
+    shapes: list[tuple[int, int]] = []
+    original = cls.blocks
+
+    def blocks(self, block_values):
+        for rows, columns, block in original(self, block_values):
+            shapes.append((rows.stop - rows.start, columns.stop - columns.start))
+            assert block.shape == shapes[-1]
+            yield rows, columns, block
+
+    monkeypatch.setattr(cls, "blocks", blocks)
+    return shapes
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "h5ad", "h5ad_sparse"])
 def test_small_blocks_give_the_same_file(tmp_path, monkeypatch, fmt) -> None:
     fx = write_byo_fixture(tmp_path / "in", fmt)
-    monkeypatch.setattr(byo, "BLOCK_VALUES", 5 * fx["genes_in"])  # blocks of 5 samples
+    whole = tmp_path / "whole.h5"
+    byo.convert(fx["counts"], fx["samples"], "human", whole, block_values=10**9)
     out = tmp_path / "out.h5"
-    check_round_trip(fx, out, byo.convert(fx["counts"], fx["samples"], "human", out))
+    budget = 5 * fx["genes_in"]  # blocks of 5 samples
+    check_round_trip(fx, out, byo.convert(fx["counts"], fx["samples"], "human", out, budget))
+    assert_same_content(whole, out)
+
+
+def write_tsv_variant(fx: dict, variant: str) -> Path:
+    """The fixture's counts as a plain TSV, gzip TSV, or R's write.table output (no header
+    field over the gene column, quoted names, whole numbers written as 3.0)."""
+    raw = fx["raw"]
+    if variant == "plain":
+        return fx["counts"]
+    if variant == "gzip":
+        path = fx["counts"].with_suffix(".tsv.gz")  # told apart by content, not by name
+        raw.rename_axis("gene_id").to_csv(path, sep="\t", compression="gzip")
+        return path
+    path = fx["counts"].with_name("counts_r.tsv")
+    lines = ["\t".join(f'"{s}"' for s in raw.columns)]
+    lines += [f'"{g}"\t' + "\t".join(f"{v:.1f}" for v in row) for g, row in raw.iterrows()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("variant", ["plain", "gzip", "r_style"])
+def test_tsv_is_streamed_by_gene_rows_within_the_budget(tmp_path, monkeypatch, variant) -> None:
+    """A text table is read by blocks of whole gene rows, at most block_values counts each,
+    and gives the file the planted truth says (duplicates resolved, unmapped rows dropped),
+    the same as when it is read in one block."""
+    fx = write_byo_fixture(tmp_path / "in", "tsv", "symbol")
+    counts = write_tsv_variant(fx, variant)
+    shapes = spy_blocks(monkeypatch, byo.TsvMatrix)
+    whole = tmp_path / "whole.h5"
+    check_round_trip(fx, whole, byo.convert(counts, fx["samples"], "human", whole, 10**9))
+    assert shapes == [(fx["genes_in"], len(fx["sample_names"]))] * 2  # both passes, one block
+    shapes.clear()
+    budget = 7 * len(fx["sample_names"]) + 5  # 7 gene rows a block
+    out = tmp_path / "blocks.h5"
+    check_round_trip(fx, out, byo.convert(counts, fx["samples"], "human", out, budget))
+    n_blocks = -(-fx["genes_in"] // 7)
+    assert len(shapes) == 2 * n_blocks
+    assert all(g * s <= budget for g, s in shapes)
+    assert sum(g for g, _ in shapes) == 2 * fx["genes_in"]
+    assert_same_content(whole, out)
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 def test_singlecellprobability_from_the_sheet(tmp_path) -> None:
@@ -209,18 +282,6 @@ def test_singlecellprobability_from_the_sheet(tmp_path) -> None:
 def test_parquet_with_gene_index(tmp_path) -> None:
     fx = write_byo_fixture(tmp_path, "parquet", "ensembl")
     write_counts(fx["counts"], "parquet", fx["raw"], gene_index=True)
-    out = tmp_path / "out.h5"
-    check_round_trip(fx, out, byo.convert(fx["counts"], fx["samples"], "human", out))
-
-
-def test_integral_floats_and_r_style_header(tmp_path) -> None:
-    """Exported matrices often hold 3.0 for 3, and R's write.table leaves the gene column
-    without a header field."""
-    fx = write_byo_fixture(tmp_path, "tsv", "symbol")
-    raw = fx["raw"].astype(float)
-    lines = ["\t".join(f'"{s}"' for s in raw.columns)]
-    lines += [f'"{g}"\t' + "\t".join(f"{v:.1f}" for v in row) for g, row in raw.iterrows()]
-    fx["counts"].write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.h5"
     check_round_trip(fx, out, byo.convert(fx["counts"], fx["samples"], "human", out))
 
@@ -242,6 +303,31 @@ def test_bad_counts_name_gene_and_sample(tmp_path, fmt, value, problem) -> None:
         out,
         fx["counts"],
         f"gene {gene}, sample {sample} {problem}",
+    )
+
+
+def test_bad_count_in_a_later_block_names_its_gene(tmp_path) -> None:
+    fx = write_byo_fixture(tmp_path / "in", "tsv", "ensembl")
+    raw = fx["raw"].astype(float)
+    raw.iloc[30, 4] = -2
+    write_counts(fx["counts"], "tsv", raw)
+    out = tmp_path / "out" / "byo.h5"
+    budget = 7 * raw.shape[1]  # row 30 is in the fifth block
+    assert_fails(
+        lambda: byo.convert(fx["counts"], fx["samples"], "human", out, budget),
+        out,
+        fx["counts"],
+        f"gene {raw.index[30]}, sample {raw.columns[4]} is negative (-2)",
+    )
+    write_counts(fx["counts"], "tsv", fx["raw"])
+    lines = fx["counts"].read_text().splitlines()
+    lines[40] += "\t7"  # one field too many, in a later block
+    fx["counts"].write_text("\n".join(lines) + "\n")
+    assert_fails(
+        lambda: byo.convert(fx["counts"], fx["samples"], "human", out, budget),
+        out,
+        fx["counts"],
+        "cannot read as a TSV table",
     )
 
 
@@ -399,8 +485,10 @@ def test_cli(tmp_path) -> None:
             "--species=human",
             f"--out={out}",
             f"--report={report}",
+            "--block-values=500",
         ]
     )
+    assert args.block_values == 500
     byo.run(args)
     check_round_trip(fx, out, json.loads(report.read_text()))
     assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]

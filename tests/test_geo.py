@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gexnet import annotation, geo
+from gexnet import annotation, byo, geo
 from gexnet.archs4 import Archs4File
 from gexnet.errors import GexnetError
 
@@ -416,12 +416,51 @@ def test_series_matrix_errors(tmp_path) -> None:
     assert_fails(lambda: geo.parse_series_matrix(path), tmp_path / "none", "!Series_geo_accession")
 
 
-def test_read_ncbi_counts(fixture) -> None:
-    counts = geo.read_ncbi_counts(fixture["series"][0]["counts"])
-    assert counts.index.dtype == object and isinstance(counts.index[0], str)
-    assert (counts.dtypes == np.int64).all()
-    assert counts.columns.tolist() == fixture["counts"].columns[:SAMPLES_PER_SERIES].tolist()
-    assert counts.shape[0] == len(fixture["genes"]) + fixture["duplicates"] + fixture["unmapped"]
+BIG = 10**9  # every file in one block
+
+
+def test_check_ncbi_counts(fixture) -> None:
+    counts, totals = geo.check_ncbi_counts(fixture["series"][0]["counts"], BIG)
+    assert counts.samples == fixture["counts"].columns[:SAMPLES_PER_SERIES].tolist()
+    assert totals.index.dtype == object and isinstance(totals.index[0], str)
+    assert len(totals) == len(fixture["genes"]) + fixture["duplicates"] + fixture["unmapped"]
+    assert counts.genes == totals.index.tolist()
+    # each Entrez ID's total over the series' samples, from the planted counts
+    genes = fixture["genes"].set_index("entrez")
+    mapped = totals.index.intersection(genes.index)
+    want = fixture["counts"].iloc[:, :SAMPLES_PER_SERIES].sum(axis=1)
+    np.testing.assert_array_equal(
+        totals[mapped].to_numpy(), want[genes.loc[mapped, "ensembl_gene"]].to_numpy()
+    )
+
+
+def test_series_are_streamed_by_gene_rows_within_the_budget(fixture, converted, tmp_path):
+    """Each series' counts are read by blocks of gene rows, at most block_values counts each
+    (one series at a time), and give the same file as read whole."""
+    shapes = []
+    original = byo.TsvMatrix.blocks
+
+    def blocks(self, block_values):
+        for rows, columns, block in original(self, block_values):
+            shapes.append(block.shape)
+            yield rows, columns, block
+
+    budget = 7 * SAMPLES_PER_SERIES  # 7 gene rows a block
+    out = tmp_path / "blocks.h5"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(byo.TsvMatrix, "blocks", blocks)
+        report = geo.convert(fixture["series"], fixture["annotation"], "human", out, budget)
+    assert report == {**converted[1], "out": str(out)}
+    assert all(rows * samples <= budget for rows, samples in shapes)
+    n_rows = len(fixture["genes"]) + fixture["duplicates"] + fixture["unmapped"]
+    n_rows = 2 * n_rows - N_MISSING_IN_SECOND  # both series
+    assert len(shapes) >= 2 * n_rows / 7 and sum(r for r, _ in shapes) == 2 * n_rows
+    with Archs4File(out) as f, Archs4File(converted[0]) as whole:
+        np.testing.assert_array_equal(f.read(), whole.read())
+        pd.testing.assert_frame_equal(f.features(), whole.features())
+        pd.testing.assert_frame_equal(f.samples(), whole.samples())
+        assert f.info() == whole.info()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 @pytest.mark.parametrize(
@@ -447,7 +486,9 @@ def test_bad_counts_are_named(fixture, tmp_path, value, problem) -> None:
     with gzip.open(bad, "rt") as handle:
         lines = handle.read().splitlines()
     gene, sample = lines[5].split("\t")[0], lines[0].split("\t")[3]
-    assert_fails(lambda: geo.read_ncbi_counts(bad), tmp_path / "x", bad, gene, sample, problem)
+    assert_fails(
+        lambda: geo.check_ncbi_counts(bad, BIG), tmp_path / "x", bad, gene, sample, problem
+    )
     series = [{**fixture["series"][0], "counts": bad}, fixture["series"][1]]
     out = tmp_path / "out" / "geo.h5"
     assert_fails(
@@ -458,7 +499,7 @@ def test_bad_counts_are_named(fixture, tmp_path, value, problem) -> None:
 def test_not_ncbi_counts(tmp_path) -> None:
     path = tmp_path / "counts.tsv"
     path.write_text("gene\tGSM1\n1\t5\n")
-    assert_fails(lambda: geo.read_ncbi_counts(path), tmp_path / "x", path, "'GeneID'")
+    assert_fails(lambda: geo.check_ncbi_counts(path, BIG), tmp_path / "x", path, "'GeneID'")
 
 
 def test_duplicate_gsm_columns(fixture, tmp_path) -> None:
@@ -466,7 +507,22 @@ def test_duplicate_gsm_columns(fixture, tmp_path) -> None:
         return [line + "\t" + line.split("\t")[1] for line in lines]
 
     bad = rewrite_gz(fixture["series"][0]["counts"], tmp_path / "c.tsv.gz", edit)
-    assert_fails(lambda: geo.read_ncbi_counts(bad), tmp_path / "x", bad, "duplicate sample")
+    assert_fails(lambda: geo.check_ncbi_counts(bad, BIG), tmp_path / "x", bad, "duplicate sample")
+
+
+def test_duplicate_gene_rows(fixture, tmp_path) -> None:
+    def edit(lines):
+        return [*lines, lines[3]]  # a gene of the first block again, in the last one
+
+    bad = rewrite_gz(fixture["series"][0]["counts"], tmp_path / "c.tsv.gz", edit)
+    with gzip.open(bad, "rt") as handle:
+        gene = handle.read().splitlines()[3].split("\t")[0]
+    assert_fails(
+        lambda: geo.check_ncbi_counts(bad, 5 * SAMPLES_PER_SERIES),
+        tmp_path / "x",
+        bad,
+        f"duplicate GeneID rows: {gene}",
+    )
 
 
 def test_counted_sample_missing_from_matrix(fixture, tmp_path) -> None:
@@ -614,8 +670,10 @@ def test_cli(fixture, tmp_path) -> None:
             "--species=human",
             f"--out={out}",
             f"--report={report}",
+            "--block-values=100",
         ]
     )
+    assert args.block_values == 100
     geo.run(args)
     written = json.loads(report.read_text())
     assert written["samples_per_series"] == fixture["samples_per_series"]

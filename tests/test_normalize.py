@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from scipy.stats import rankdata
 
 from gexnet import binning, normalize, qc
-from gexnet.archs4 import Archs4Writer
+from gexnet.archs4 import Archs4File, Archs4Writer
 from gexnet.errors import GexnetError
 from gexnet.io import write_table
 from gexnet.matrixfile import open_array
@@ -415,6 +416,104 @@ def test_new_samples_with_vocabulary_genes_missing(small_compendium, tiny, tmp_p
         r = np.searchsorted(train, x, side="left")
         expected = np.where(x > 0, np.minimum(2 + r * (n_bins - 1) // train.size, n_bins), 1)
         assert (bins[:, j] == expected).all(), row
+
+
+# --- memory: reads within the budget -------------------------------------------------------
+
+
+def spy_reads(monkeypatch) -> list[int]:
+    """Record how many samples each Archs4File.read asks for."""
+    widths: list[int] = []
+    original = Archs4File.read
+
+    def read(self, samples=None, features=None):
+        block = original(self, samples, features)
+        widths.append(block.shape[1])
+        return block
+
+    monkeypatch.setattr(Archs4File, "read", read)
+    return widths
+
+
+def test_clustered_qc_removal_does_not_widen_a_read(small_compendium, tiny, tmp_path, monkeypatch):
+    """A failing study is a contiguous run of removed samples (ARCHS4 files are ordered by
+    series): reads step over it and stay within block_values, and the corpus is the one read in
+    a single block."""
+    compendium, _, _, table = tiny
+    table = table.copy()
+    table.loc[60:129, "kept"] = False  # 70 samples in a row, ten times a block's width
+    clustered = tmp_path / "qc_clustered.parquet"
+    write_table(table, clustered)
+    settings = tiny_settings(small_compendium)
+    normalize.normalize(compendium, clustered, tmp_path / "one", settings, BIG, 0)
+    widths = spy_reads(monkeypatch)
+    budget = 30 * 7  # 30 genes: 7 samples a read
+    normalize.normalize(compendium, clustered, tmp_path / "blocks", settings, budget, 0)
+    kept = int(table["kept"].sum())
+    assert max(widths) == 7 and len(widths) >= 2 * -(-kept // 7)
+    for name in OUTPUTS:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "blocks" / name).read_bytes()
+    check_corpus(tmp_path / "blocks", compendium, clustered, 1e7)
+
+
+def test_new_samples_read_within_the_budget_of_the_vocabulary(
+    small_compendium, tiny, tmp_path, monkeypatch
+):
+    """A new file with fewer genes than the vocabulary: its blocks are sized by the larger of
+    the two (each block holds vocabulary × samples values)."""
+    compendium, qc_path, _, _ = tiny
+    normalize.normalize(compendium, qc_path, tmp_path / "c", tiny_settings(small_compendium), 97, 0)
+    n_vocab = len(pd.read_parquet(tmp_path / "c" / "reference.parquet"))
+    few = tmp_path / "few_gene.h5"
+    write_tiny(few, np.random.default_rng(0), drop=tuple(range(5, 30)))  # 5 vocabulary genes
+    widths = spy_reads(monkeypatch)
+    budget = 5 * n_vocab
+    normalize.bin_new_samples(few, tmp_path / "c", tmp_path / "new", budget)
+    assert widths and max(widths) == 5 and sum(widths) == N_SAMPLES
+    header = json.loads((tmp_path / "new" / "corpus.json").read_text())
+    assert header["genes_missing_from_input"] == n_vocab - 5
+    monkeypatch.undo()
+    normalize.bin_new_samples(few, tmp_path / "c", tmp_path / "whole", BIG)
+    for name in ("bins.bin", "tokens_binning.bin", "levels_binning.bin"):
+        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+# --- the description: what the corpus was built from ----------------------------------------
+
+
+def test_corpus_json_records_settings_seed_and_content(small_compendium, tiny, tmp_path):
+    compendium, qc_path, _, table = tiny
+    settings = tiny_settings(small_compendium)
+    normalize.normalize(compendium, qc_path, tmp_path / "a", settings, 97, 0)
+    header = json.loads((tmp_path / "a" / "corpus.json").read_text())
+    assert header["settings"] == {k: settings[k] for k in ("genes", "normalize", "tokens", "dense")}
+    assert header["seed"] == 0
+    files = ["vocabulary.tsv", *(a["file"] for a in header["arrays"].values())]
+    assert header["sha256"] == {
+        f: hashlib.sha256((tmp_path / "a" / f).read_bytes()).hexdigest() for f in files
+    }
+    assert "source" in header and "arrays" in header  # what it held before stays
+
+    def description(name: str) -> bytes:
+        return (tmp_path / name / "corpus.json").read_bytes()
+
+    # the same inputs: the same bytes (nothing of the time or place of the build)
+    normalize.normalize(compendium, qc_path, tmp_path / "again", settings, 97, 0)
+    assert description("again") == description("a")
+    # another seed, another setting, another QC table (one sample fewer): another description
+    normalize.normalize(compendium, qc_path, tmp_path / "seed", settings, 97, 1)
+    other = tiny_settings(small_compendium, tokens__context=12)
+    normalize.normalize(compendium, qc_path, tmp_path / "context", other, 97, 0)
+    fewer = table.copy()
+    fewer.loc[int(np.flatnonzero(fewer["kept"])[3]), "kept"] = False
+    write_table(fewer, tmp_path / "qc_fewer.parquet")
+    normalize.normalize(compendium, tmp_path / "qc_fewer.parquet", tmp_path / "qc", settings, 97, 0)
+    changed = {name: json.loads(description(name)) for name in ("seed", "context", "qc")}
+    assert len({description(n) for n in ("a", "seed", "context", "qc")}) == 4
+    assert changed["seed"]["seed"] == 1 and changed["context"]["settings"] == {
+        k: other[k] for k in ("genes", "normalize", "tokens", "dense")
+    }
+    assert changed["qc"]["sha256"]["tokens_binning.bin"] != header["sha256"]["tokens_binning.bin"]
 
 
 # --- nothing half-written -------------------------------------------------------------------

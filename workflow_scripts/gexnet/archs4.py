@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet.errors import GexnetError
+from gexnet.matrixfile import MatrixFile
 
 EXPRESSION = "data/expression"
 SAMPLES = "meta/samples"
@@ -322,12 +323,16 @@ def _first_line(exc: BaseException) -> str:
 # --- writing ------------------------------------------------------------------------------
 
 CHUNK_SAMPLES = 256  # HDF5 chunk width: reading any block of samples touches few chunks
+CHUNK_FEATURES = 2048
+BLOCK_VALUES = 50_000_000  # the schema's default block_values
 
 
 class Archs4Writer:
     """Writes one ARCHS4-layout file: counts block by block, then the metadata.
 
-    The file is built under a temporary name and renamed into place by `finish`, so a failed or
+    Counts go in by whole samples (`write_samples`, straight into the compressed dataset) or by
+    rows of features (`write_features`, for sources read by gene rows such as text tables). The
+    file is built under a temporary name and renamed into place by `finish`, so a failed or
     killed writer never leaves a file that looks complete. Use as a context manager.
     """
 
@@ -337,9 +342,13 @@ class Archs4Writer:
         level: Literal["gene", "transcript"],
         n_features: int,
         n_samples: int,
+        block_values: int = BLOCK_VALUES,
     ) -> None:
+        if block_values < 1:
+            raise GexnetError(f"block_values must be >= 1, got {block_values}")
         self.path = Path(path)
         self.level = level
+        self.block_values = block_values
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
         self._file = h5py.File(self._tmp, "w")
@@ -347,10 +356,12 @@ class Archs4Writer:
             EXPRESSION,
             shape=(n_features, n_samples),
             dtype="uint32",
-            chunks=(max(1, min(n_features, 2048)), max(1, min(n_samples, CHUNK_SAMPLES))),
+            chunks=_chunks(n_features, n_samples, block_values),
             compression="gzip",
             compression_opts=4,
         )
+        self._staged: MatrixFile | None = None
+        self._wrote_samples = False
         self._done = False
 
     def __enter__(self) -> Archs4Writer:
@@ -360,12 +371,43 @@ class Archs4Writer:
         if not self._done:
             self._file.close()
             self._tmp.unlink(missing_ok=True)
+        self._drop_staged()
 
     def write_samples(self, start: int, counts: np.ndarray) -> None:
         """Counts (features × block) for samples start, start + 1, ..."""
-        if counts.size and (counts.min() < 0 or counts.max() > np.iinfo(np.uint32).max):
-            raise GexnetError(f"{self.path}: counts outside 0..2^32-1 for samples from {start}")
+        if self._staged is not None:
+            raise ValueError("write_samples after write_features: use one or the other")
+        self._check(counts, f"samples from {start}")
         self._expression[:, start : start + counts.shape[1]] = counts
+        self._wrote_samples = True
+
+    def write_features(self, rows: np.ndarray, start: int, counts: np.ndarray) -> None:
+        """Counts (len(rows) × block) of the features at `rows` (distinct positions, any order)
+        for samples start, start + 1, ...; features never written hold zeros.
+
+        Rows of the dataset's compressed chunks cannot be written a few at a time without
+        recompressing each chunk once per write, so they are staged, uncompressed, in a scratch
+        file beside the output (4 bytes a count, on disk) and compressed into place by
+        `finish`, one whole chunk at a time. Memory holds only the caller's block.
+        """
+        if self._wrote_samples:
+            raise ValueError("write_features after write_samples: use one or the other")
+        rows = np.asarray(rows, dtype=np.int64)
+        self._check(counts, f"samples from {start}")
+        if self._staged is None:
+            self._staged = MatrixFile(
+                self._tmp.with_name(f"{self._tmp.name}.counts"),
+                self._expression.shape,
+                np.uint32,
+                "w",
+            )
+        order = np.argsort(rows, kind="stable")
+        rows, counts = rows[order], counts[order]
+        # one write per run of consecutive rows (whole rows of the scratch are one pwrite)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for run in np.split(np.arange(len(rows)), breaks):
+            if run.size:
+                self._staged.write(int(rows[run[0]]), start, counts[run[0] : run[-1] + 1])
 
     def finish(self, features: pd.DataFrame, samples: pd.DataFrame, info: dict[str, str]) -> None:
         """Write the metadata and move the file into place.
@@ -380,6 +422,8 @@ class Archs4Writer:
         ]
         if missing:
             raise GexnetError(f"{self.path}: cannot write without {', '.join(missing)}")
+        if self._staged is not None:
+            self._compress_staged()
         group = "meta/genes" if self.level == "gene" else "meta/transcripts"
         for name, values in features.items():
             _write_column(self._file, f"{group}/{name}", values)
@@ -391,6 +435,35 @@ class Archs4Writer:
         Archs4File(self._tmp).close()  # what was written must read back as valid
         os.replace(self._tmp, self.path)
         self._done = True
+
+    def _compress_staged(self) -> None:
+        """Copy the scratch into the dataset in tiles of whole chunks, at most block_values
+        counts each: every chunk is compressed once."""
+        n_features, n_samples = self._expression.shape
+        height, chunk_cols = self._expression.chunks
+        width = self.block_values // height // chunk_cols * chunk_cols
+        for f0 in range(0, n_features, height):
+            for s0 in range(0, n_samples, width):
+                rows, cols = slice(f0, f0 + height), slice(s0, s0 + width)
+                self._expression[rows, cols] = self._staged.read(rows, cols)
+        self._drop_staged()
+
+    def _drop_staged(self) -> None:
+        if self._staged is not None:
+            self._staged.close()
+            self._staged.path.unlink(missing_ok=True)
+            self._staged = None
+
+    def _check(self, counts: np.ndarray, where: str) -> None:
+        if counts.size and (counts.min() < 0 or counts.max() > np.iinfo(np.uint32).max):
+            raise GexnetError(f"{self.path}: counts outside 0..2^32-1 for {where}")
+
+
+def _chunks(n_features: int, n_samples: int, block_values: int) -> tuple[int, int]:
+    """HDF5 chunk shape: CHUNK_FEATURES × CHUNK_SAMPLES, smaller where the file or the budget
+    is (a chunk is the least a read or write of compressed data holds)."""
+    cols = max(1, min(n_samples, CHUNK_SAMPLES, block_values))
+    return max(1, min(n_features, CHUNK_FEATURES, block_values // cols)), cols
 
 
 def _write_column(f: h5py.File, name: str, values: pd.Series) -> None:

@@ -9,10 +9,8 @@ Ties: equal values share the bin of their lowest rank ("min" ranking), so the bi
 value only — never on sample order, block layout or sort stability. On tie-free data this equals
 the published rank-based binning (`direct_binning`, the oracle in the tests).
 
-Streaming needs no rank of any sample: r(x) ≥ t exactly when x is above the t-th smallest
-non-zero value, so bin(x) = 2 + #{k : x > e_k} for the B − 2 per-gene edges
-e_k = (t_k-th smallest non-zero value), t_k = ceil(k · n / (B − 1)). Edges come from one sort of
-each gene; any sample (training or new) is then binned by a search against them.
+New samples are binned by a search against each gene's stored reference: evenly spaced order
+statistics of its training values (`reference_sample`, `bin_against_reference`).
 """
 
 from __future__ import annotations
@@ -40,42 +38,11 @@ def scale_log(counts: np.ndarray, totals: np.ndarray, scale_to: float) -> np.nda
     return out
 
 
-def edge_ranks(n_nonzero: np.ndarray, bins: int) -> np.ndarray:
-    """t_k = ceil(k · n / (B − 1)) for k = 1..B−2, per gene (genes × (B − 2), int64)."""
-    k = np.arange(1, bins - 1, dtype=np.int64)
-    n = np.asarray(n_nonzero, dtype=np.int64)[:, None]
-    return (k * n + bins - 2) // (bins - 1)
-
-
-def edges_from_sorted(sorted_values: np.ndarray, bins: int) -> np.ndarray:
-    """Per-gene bin edges (genes × (B − 2), float32) from rows sorted ascending, zeros first.
-
-    An edge no value can pass (t_k > n − 1) is +inf.
-    """
-    n_samples = sorted_values.shape[1]
-    n_nonzero = n_samples - np.sum(sorted_values <= 0, axis=1)
-    t = edge_ranks(n_nonzero, bins)
-    zeros = (n_samples - n_nonzero)[:, None]
-    reachable = t <= n_nonzero[:, None] - 1
-    index = np.where(reachable, zeros + t - 1, 0)
-    edges = np.take_along_axis(sorted_values, index, axis=1)
-    return np.where(reachable, edges, np.inf).astype(np.float32)
-
-
-def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bins (uint16) of values (genes × samples) against each gene's edges (genes × (B − 2))."""
-    out = np.empty(values.shape, dtype=np.uint16)
-    for g in range(values.shape[0]):  # one vectorised search per gene; genes are few per block
-        out[g] = 2 + np.searchsorted(edges[g], values[g], side="left")
-    out[values <= 0] = ZERO_BIN
-    return out
-
-
 def bin_genes(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Binning-By-Gene of training values (genes × samples, float32, ≥ 0).
 
     Returns the bins (uint16, same shape) and each gene's values sorted ascending, zeros first
-    (for its edges and reference). Per gene, each non-zero value is sorted together with its
+    (for its reference). Per gene, each non-zero value is sorted together with its
     sample index as one 64-bit key (the float's bits, then the index): one SIMD sort gives the
     ranks and where each value goes back; no argsort, no per-value search, and zeros (half of a
     compendium) are never sorted. Ties (rare in real log values) are fixed afterwards from the
@@ -104,7 +71,6 @@ def bin_genes(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
         sv = sorted_values[g, n_samples - n :]
         sv.view(np.uint32)[...] = key >> np.uint64(32)
         # sorted position p takes bin 2 + p · (B − 1) // n: bin j + 2 starts at ceil(j · n / (B − 1))
-        # (edge_ranks with k from 0, inline: this runs once per gene)
         first = (k * n + bins - 2) // (bins - 1)
         b = np.repeat(bin_ids, np.diff(first, append=n))
         # a value equal to the one before it takes the bin of its run's start ("min" ranks)

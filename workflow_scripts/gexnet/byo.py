@@ -6,6 +6,10 @@ Ensembl (with or without version), Entrez or symbols; the type is detected and e
 by its Ensembl 100 ID (primary assembly) through the shared `annotation.symbol_mapper`, so later
 stages never see which source a file came from.
 
+The counts are streamed twice (checks and per-row totals, then writing) in blocks of at most
+`block_values` counts: a TSV by blocks of gene rows (a line is a row), Parquet and h5ad by blocks
+of samples. Memory is set by the budget, not by the matrix.
+
 Choices, each reported (counts per row):
 - Symbols map by current symbol, ignoring case, then by HGNC previous or alias symbol where only
   one gene has it (rescued_by_alias); a symbol of several genes is ambiguous and dropped. An
@@ -40,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet import __version__, annotation
-from gexnet.archs4 import Archs4Writer
+from gexnet.archs4 import BLOCK_VALUES, Archs4Writer
 from gexnet.errors import GexnetError
 from gexnet.io import atomic_path
 
@@ -48,7 +52,6 @@ log = logging.getLogger(__name__)
 
 SPECIES = ("human", "mouse")
 IdType = Literal["ensembl", "ensembl_versioned", "entrez", "symbol"]
-BLOCK_VALUES = 20_000_000  # counts per streamed block (160 MB as float64): memory is bounded
 RESERVED_SHEET_COLUMNS = ("geo_accession", "series_id")  # filled from `sample` and `series`
 _UINT32_MAX = int(np.iinfo(np.uint32).max)
 _VERSIONED = re.compile(r"^ENS[A-Z]*G\d+\.\d+")
@@ -111,53 +114,6 @@ def check_unique(names: Sequence[str], path: Path, what: str) -> None:
     repeated = repeated[repeated.duplicated()].unique()
     if len(repeated):
         raise GexnetError(f"{path}: duplicate {what}: {listed(list(repeated))}")
-
-
-def read_tsv_matrix(path: Path, gene_column: str | None = None) -> pd.DataFrame:
-    """A genes × samples TSV table (plain or gzip) with gene IDs as a str index.
-
-    A header one field shorter than the rows (R's write.table) names samples only. Counts are
-    read as pandas infers them; `counts_array` checks them. `gene_column`, if given, is what the
-    first header field must be.
-    """
-    rows = first_rows(path, 2)
-    if not rows or not rows[0]:
-        raise GexnetError(f"{path}: empty file; expected a header of gene ID then sample names")
-    header = rows[0]
-    if len(rows) > 1 and len(rows[1]) == len(header) + 1:
-        names = ["", *header]  # R style: no header field over the row names
-    else:
-        names = header
-    if gene_column is not None and names[0] != gene_column:
-        raise GexnetError(
-            f"{path}: first column is {names[0]!r}, expected {gene_column!r} "
-            "(not an NCBI-generated counts file?)"
-        )
-    samples = names[1:]
-    if not samples:
-        raise GexnetError(f"{path}: no sample columns after the gene ID column")
-    check_unique(samples, path, "sample names in the header")
-    if "" in samples:
-        raise GexnetError(f"{path}: empty sample name in the header")
-    try:
-        frame = pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            skiprows=1,
-            names=["\0gene", *samples],  # a name no sample has
-            index_col=0,
-            dtype={"\0gene": str},
-            keep_default_na=False,
-            na_values={sample: [""] for sample in samples},
-            compression=compression(path),
-            low_memory=False,
-        )
-    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise GexnetError(f"{path}: cannot read as a TSV table: {first_line(exc)}") from exc
-    frame.index = frame.index.astype(str)
-    frame.index.name = names[0] or None
-    return frame
 
 
 # --- counts: checks ----------------------------------------------------------------------------
@@ -303,32 +259,81 @@ def info(kind: str, species: str, **extra: str) -> dict[str, str]:
 
 
 class _Matrix:
-    """A counts matrix read in blocks of samples; each block is genes × samples."""
+    """A counts matrix read in blocks of at most `block_values` counts (at least one gene row
+    and one sample): blocks of whole samples, or (text tables) of whole gene rows."""
 
     path: Path
     genes: list[str]
     samples: list[str]
     hint = ""
 
-    def blocks(self, width: int) -> Iterator[tuple[int, pd.DataFrame | np.ndarray]]:
+    def blocks(self, block_values: int) -> Iterator[tuple[slice, slice, pd.DataFrame | np.ndarray]]:
+        """(gene rows, sample columns, counts genes × samples) blocks, covering the matrix once."""
         raise NotImplementedError
 
     def close(self) -> None:
         """Release the file, if one is held open."""
 
 
-class _TsvMatrix(_Matrix):
-    """A TSV table; read whole, as text has no random access by column."""
+class TsvMatrix(_Matrix):
+    """A genes × samples TSV table (plain or gzip), streamed by blocks of gene rows: text has no
+    random access by column, and a row is what a line holds.
 
-    def __init__(self, path: Path) -> None:
+    A header one field shorter than the rows (R's write.table) names samples only. Counts are
+    read as pandas infers them, block by block; `counts_array` checks them. `gene_column`, if
+    given, is what the first header field must be. `genes` fills as rows are read: it is
+    complete once `blocks` has gone through the file.
+    """
+
+    def __init__(self, path: Path, gene_column: str | None = None) -> None:
         self.path = path
-        self._frame = read_tsv_matrix(path)
-        self.genes = self._frame.index.tolist()
-        self.samples = self._frame.columns.tolist()
+        rows = first_rows(path, 2)
+        if not rows or not rows[0]:
+            raise GexnetError(f"{path}: empty file; expected a header of gene ID then sample names")
+        header = rows[0]
+        if len(rows) > 1 and len(rows[1]) == len(header) + 1:
+            names = ["", *header]  # R style: no header field over the row names
+        else:
+            names = header
+        if gene_column is not None and names[0] != gene_column:
+            raise GexnetError(
+                f"{path}: first column is {names[0]!r}, expected {gene_column!r} "
+                "(not an NCBI-generated counts file?)"
+            )
+        self.samples = names[1:]
+        if not self.samples:
+            raise GexnetError(f"{path}: no sample columns after the gene ID column")
+        check_unique(self.samples, path, "sample names in the header")
+        if "" in self.samples:
+            raise GexnetError(f"{path}: empty sample name in the header")
+        self.genes = []
 
-    def blocks(self, width: int) -> Iterator[tuple[int, pd.DataFrame]]:
-        for start in range(0, len(self.samples), width):
-            yield start, self._frame.iloc[:, start : start + width]
+    def blocks(self, block_values: int) -> Iterator[tuple[slice, slice, pd.DataFrame]]:
+        samples = self.samples
+        columns = slice(0, len(samples))
+        self.genes = []
+        try:
+            with pd.read_csv(
+                self.path,
+                sep="\t",
+                header=None,
+                skiprows=1,
+                names=["\0gene", *samples],  # a name no sample has
+                index_col=0,
+                dtype={"\0gene": str},
+                keep_default_na=False,
+                na_values={sample: [""] for sample in samples},
+                compression=compression(self.path),
+                chunksize=max(1, block_values // len(samples)),
+            ) as reader:
+                for frame in reader:
+                    start = len(self.genes)
+                    self.genes += [str(g) for g in frame.index]
+                    yield slice(start, len(self.genes)), columns, frame
+        except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+            raise GexnetError(
+                f"{self.path}: cannot read as a TSV table: {first_line(exc)}"
+            ) from exc
 
 
 class _ParquetMatrix(_Matrix):
@@ -357,10 +362,12 @@ class _ParquetMatrix(_Matrix):
             raise GexnetError(f"{path}: cannot read as Parquet: {first_line(exc)}") from exc
         self.genes = ["" if g is None else str(g) for g in genes]
 
-    def blocks(self, width: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    def blocks(self, block_values: int) -> Iterator[tuple[slice, slice, pd.DataFrame]]:
+        width = max(1, block_values // max(1, len(self.genes)))
         for start in range(0, len(self.samples), width):
             columns = self.samples[start : start + width]
-            yield start, self._file.read(columns=columns).to_pandas()
+            block = self._file.read(columns=columns).to_pandas()
+            yield slice(0, len(self.genes)), slice(start, start + len(columns)), block
 
     def close(self) -> None:
         self._file.close()
@@ -389,17 +396,36 @@ class _H5adMatrix(_Matrix):
         self.samples = [str(s) for s in self._data.obs_names]
         self.genes = [str(g) for g in self._data.var_names]
 
-    def blocks(self, width: int) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self, block_values: int) -> Iterator[tuple[slice, slice, np.ndarray]]:
         x = self._data.X
+        width = max(1, block_values // max(1, len(self.genes)))
         for start in range(0, len(self.samples), width):
             block = x[start : start + width]
             if hasattr(block, "toarray"):
                 block = block.toarray()
-            yield start, np.asarray(block).T
+            yield (
+                slice(0, len(self.genes)),
+                slice(start, start + block.shape[0]),
+                np.asarray(block).T,
+            )
 
     def close(self) -> None:
         if self._data.file.is_open:
             self._data.file.close()
+
+
+def check_counts(matrix: _Matrix, block_values: int) -> np.ndarray:
+    """The first pass over a matrix: every count checked (`counts_array`), and each gene row's
+    total (float64), for choosing among rows of one gene."""
+    totals = np.zeros(0)
+    for rows, columns, block in matrix.blocks(block_values):
+        values = counts_array(
+            block, matrix.genes[rows], matrix.samples[columns], matrix.path, matrix.hint
+        )
+        if rows.stop > len(totals):  # a text table's genes arrive with its rows
+            totals = np.concatenate([totals, np.zeros(rows.stop - len(totals))])
+        totals[rows] += values.sum(axis=1, dtype=np.float64)
+    return totals
 
 
 def _open_counts(path: Path) -> _Matrix:
@@ -412,7 +438,7 @@ def _open_counts(path: Path) -> _Matrix:
         return _ParquetMatrix(path)
     if kind == "h5ad":
         return _H5adMatrix(path)
-    return _TsvMatrix(path)
+    return TsvMatrix(path)
 
 
 # --- the sample sheet --------------------------------------------------------------------------
@@ -527,23 +553,30 @@ def convert(
     samples_path: str | os.PathLike,
     species: str,
     out: str | os.PathLike,
+    block_values: int = BLOCK_VALUES,
 ) -> dict:
     """Convert a counts matrix and its sample sheet to one gene-level ARCHS4 file at `out`.
 
-    Everything is checked before anything is written; a failure leaves no file. Returns the
+    Everything is checked before anything is written; a failure leaves no file. The counts are
+    read twice (checks and per-gene totals, then writing), each time in blocks of at most
+    `block_values` counts, so memory is set by the budget, not by the matrix. Returns the
     report (also logged).
     """
     counts_path, samples_path, out = Path(counts_path), Path(samples_path), Path(out)
     check_species(species)
+    if block_values < 1:
+        raise GexnetError(f"block_values must be >= 1, got {block_values}")
     matrix = _open_counts(counts_path)
     try:
-        genes, samples = matrix.genes, matrix.samples
-        if not genes:
-            raise GexnetError(f"{counts_path}: no genes")
+        samples = matrix.samples
         if not samples:
             raise GexnetError(f"{counts_path}: no samples")
         check_unique(samples, counts_path, "sample names")
         meta = sample_meta(read_sample_sheet(samples_path), samples, counts_path, samples_path)
+        totals = check_counts(matrix, block_values)
+        genes = matrix.genes
+        if not genes:
+            raise GexnetError(f"{counts_path}: no genes")
         try:
             id_type, ensembl, how = map_genes(genes, species)
         except GexnetError as exc:
@@ -554,17 +587,21 @@ def convert(
                 f"{counts_path}: none of the {len(genes)} gene IDs ({id_type}, e.g. "
                 f"{listed(genes[:3])}) is a {species} Ensembl 100 gene; wrong species?"
             )
-        width = max(1, BLOCK_VALUES // len(genes))
-        totals = np.zeros(len(genes))
-        for start, block in matrix.blocks(width):  # first pass: check, and totals for duplicates
-            names = samples[start : start + width]
-            values = counts_array(block, genes, names, counts_path, matrix.hint)
-            totals += values.sum(axis=1, dtype=np.float64)
         rows, kept, dropped = keep_highest(ensembl, totals)
-        with Archs4Writer(out, "gene", len(rows), len(samples)) as writer:
-            for start, block in matrix.blocks(width):
+        position = np.full(len(genes), -1, np.int64)  # each input row's place in the output
+        position[rows] = np.arange(len(rows))
+        every_gene = slice(0, len(genes))
+        with Archs4Writer(out, "gene", len(rows), len(samples), block_values) as writer:
+            for block_rows, columns, block in matrix.blocks(block_values):
                 values, _ = numeric(block)
-                writer.write_samples(start, values[rows].astype(np.uint32))
+                if block_rows == every_gene:
+                    writer.write_samples(columns.start, values[rows].astype(np.uint32))
+                else:  # gene rows of a text table, each to its place
+                    where = position[block_rows]
+                    have = where >= 0
+                    writer.write_features(
+                        where[have], columns.start, values[have].astype(np.uint32)
+                    )
             writer.finish(
                 gene_features(kept, species),
                 meta,
@@ -624,9 +661,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--species", choices=SPECIES, required=True)
     parser.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
     parser.add_argument("--report", type=Path, help="conversion report (JSON)")
+    parser.add_argument(
+        "--block-values",
+        type=int,
+        default=BLOCK_VALUES,
+        help="streaming budget: counts held per block (config block_values)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    report = convert(args.counts, args.samples, args.species, args.out)
+    report = convert(args.counts, args.samples, args.species, args.out, args.block_values)
     if args.report is not None:
         write_report(args.report, report)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet import annotation, byo
-from gexnet.archs4 import Archs4Writer
+from gexnet.archs4 import BLOCK_VALUES, Archs4Writer
 from gexnet.errors import GexnetError
 
 log = logging.getLogger(__name__)
@@ -104,20 +104,23 @@ def _unquote(value: str) -> str:
     return value
 
 
-def read_ncbi_counts(path: str | os.PathLike) -> pd.DataFrame:
-    """NCBI-generated raw counts: Entrez ID (str index) × GSM columns, int64.
+def check_ncbi_counts(
+    path: str | os.PathLike, block_values: int
+) -> tuple[byo.TsvMatrix, pd.Series]:
+    """NCBI-generated raw counts (GeneID, then one column per GSM) read through once, in blocks
+    of gene rows of at most `block_values` counts: the table (its samples and genes) and each
+    Entrez ID's total count (float64, str index).
 
-    Non-integer, negative or missing counts are a one-line error naming file, gene and sample.
+    Non-integer, negative or missing counts and repeated GeneID rows are a one-line error naming
+    the file (and the gene and sample).
     """
     path = Path(path)
     if not path.is_file():
         raise GexnetError(f"{path}: no such file")
-    frame = byo.read_tsv_matrix(path, gene_column="GeneID")
-    byo.check_unique(frame.index.tolist(), path, "GeneID rows")
-    values = byo.counts_array(frame, frame.index, frame.columns, path)
-    if values.dtype != np.int64:
-        frame = pd.DataFrame(values.astype(np.int64), index=frame.index, columns=frame.columns)
-    return frame
+    counts = byo.TsvMatrix(path, gene_column="GeneID")
+    totals = byo.check_counts(counts, block_values)
+    byo.check_unique(counts.genes, path, "GeneID rows")
+    return counts, pd.Series(totals, index=pd.Index(counts.genes, dtype=object))
 
 
 def read_ncbi_annotation(path: str | os.PathLike, species: str) -> pd.DataFrame:
@@ -237,13 +240,17 @@ def convert(
     annotation_path: str | os.PathLike,
     species: str,
     out: str | os.PathLike,
+    block_values: int = BLOCK_VALUES,
 ) -> dict:
     """Convert GEO series (each {"gse", "counts", "matrix"}) into one gene-level ARCHS4 file.
 
-    Every input is read and checked before anything is written (counts are read twice rather
-    than held: memory stays at one series); a failure leaves no file. Returns the report.
+    Every input is read and checked before anything is written; a failure leaves no file.
+    Counts are read twice rather than held (checks and totals, then writing), each series in
+    blocks of gene rows of at most `block_values` counts. Returns the report.
     """
     byo.check_species(species)
+    if block_values < 1:
+        raise GexnetError(f"block_values must be >= 1, got {block_values}")
     out = Path(out)
     entries = _series_entries(series)
     ncbi = read_ncbi_annotation(annotation_path, species)
@@ -253,8 +260,8 @@ def convert(
     metas, per_series, skipped = [], {}, {}
     for gse, counts_path, matrices in entries:
         meta = _read_matrices(gse, matrices)
-        counts = read_ncbi_counts(counts_path)
-        samples = counts.columns.tolist()
+        counts, series_totals = check_ncbi_counts(counts_path, block_values)
+        samples = counts.samples
         if twice := [s for s in samples if s in owner]:
             raise GexnetError(
                 f"{counts_path}: sample {twice[0]} of {gse} is also in {owner[twice[0]]}; "
@@ -274,7 +281,7 @@ def convert(
         metas.append(meta)
         per_series[gse] = len(samples)
         skipped[gse] = len(known) - len(samples)
-        totals = totals.add(counts.sum(axis=1).astype(np.float64), fill_value=0.0)
+        totals = totals.add(series_totals, fill_value=0.0)
 
     entrez = pd.Index(sorted(totals.index, key=lambda e: (len(e), e)), dtype=object)
     ensembl, via_ncbi, via_ensembl = _map_entrez(entrez, ncbi, species)
@@ -291,16 +298,16 @@ def convert(
         if samples_meta[column].dtype == object:
             samples_meta[column] = samples_meta[column].fillna("")
 
-    with Archs4Writer(out, "gene", len(rows), len(samples_meta)) as writer:
+    with Archs4Writer(out, "gene", len(rows), len(samples_meta), block_values) as writer:
         start = 0
         for _, counts_path, _ in entries:
-            counts = read_ncbi_counts(counts_path)
-            position = kept_entrez.get_indexer(counts.index)
-            have = position >= 0
-            block = np.zeros((len(rows), counts.shape[1]), dtype=np.uint32)
-            block[position[have]] = counts.to_numpy()[have]
-            writer.write_samples(start, block)
-            start += counts.shape[1]
+            counts = byo.TsvMatrix(counts_path, gene_column="GeneID")
+            for block_rows, _, block in counts.blocks(block_values):
+                values, _ = byo.numeric(block)
+                position = kept_entrez.get_indexer(counts.genes[block_rows])
+                have = position >= 0  # genes absent from a series stay 0 there
+                writer.write_features(position[have], start, values[have].astype(np.uint32))
+            start += len(counts.samples)
         writer.finish(
             features,
             samples_meta,
@@ -392,9 +399,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--species", choices=byo.SPECIES, required=True)
     parser.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
     parser.add_argument("--report", type=Path, help="conversion report (JSON)")
+    parser.add_argument(
+        "--block-values",
+        type=int,
+        default=BLOCK_VALUES,
+        help="streaming budget: counts held per block (config block_values)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    report = convert(args.series, args.annotation, args.species, args.out)
+    report = convert(args.series, args.annotation, args.species, args.out, args.block_values)
     if args.report is not None:
         byo.write_report(args.report, report)

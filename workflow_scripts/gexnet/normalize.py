@@ -20,6 +20,7 @@ output directory is built under a temporary name and renamed into place when com
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from gexnet.matrixfile import MatrixFile, write_header
 log = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("binning", "zscore")
+SETTINGS = ("genes", "normalize", "tokens", "dense")  # the config sections a corpus depends on
 
 
 def normalize(
@@ -52,7 +54,9 @@ def normalize(
     """Write genes.parquet, vocabulary.tsv, samples.parquet, reference.parquet, the dense log
     matrix and the token corpora (with corpus.json describing them) into `outdir`.
 
-    `settings`: the config's genes, normalize, tokens and dense sections.
+    `settings`: the config's genes, normalize, tokens and dense sections. corpus.json records
+    them, the seed, and the SHA-256 of the vocabulary and of every array, so its content
+    changes whenever the corpus does, and only then (the block budget changes nothing).
     """
     outdir = Path(outdir)
     work = outdir.with_name(f".{outdir.name}.tmp")
@@ -213,6 +217,14 @@ def _normalize(compendium, qc_table, work, settings, block_values, seed) -> None
             "scale_to": scale_to,
             "dense_genes": "vocabulary order (token_id - 3)",
             "source": str(compendium),
+            # what it was built from and what it holds: a rebuild that would give another
+            # corpus gives another description (training tells corpora apart by its digest)
+            "settings": {section: settings[section] for section in SETTINGS},
+            "seed": seed,
+            "sha256": {
+                name: _sha256(work / name)
+                for name in ["vocabulary.tsv", *(a["file"] for a in arrays.values())]
+            },
         },
     )
     log.info(
@@ -222,13 +234,25 @@ def _normalize(compendium, qc_table, work, settings, block_values, seed) -> None
 
 
 def _kept_blocks(f: Archs4File, kept: np.ndarray, block_values: int, what: str, rows=None):
-    """(sample indices, counts of `rows` × those samples) over the kept samples, in blocks."""
+    """(sample indices, counts of `rows` × those samples) over the kept samples, in blocks.
+
+    Each read is a window of at most the budget's width of consecutive samples, starting at a
+    kept one, of which only the kept columns are kept: a run of removed samples (a failing
+    study: ARCHS4 files are ordered by series) is stepped over, never read whole.
+    """
     width = max(1, block_values // f.n_features)
-    for start in tqdm(range(0, len(kept), width), desc=what, unit="block"):
-        chosen = kept[start : start + width]
-        span = slice(int(chosen[0]), int(chosen[-1]) + 1)
-        counts = f.read(samples=span)[:, chosen - span.start]
-        yield chosen, (counts if rows is None else counts[rows])
+    with tqdm(total=len(kept), desc=what, unit="sample") as progress:
+        i = 0
+        while i < len(kept):
+            start = int(kept[i])
+            end = int(np.searchsorted(kept, start + width))  # the kept samples in the window
+            chosen = kept[i:end]
+            counts = f.read(samples=slice(start, int(chosen[-1]) + 1))
+            if counts.shape[1] != len(chosen):
+                counts = counts[:, chosen - start]
+            yield chosen, (counts if rows is None else counts[rows])
+            progress.update(len(chosen))
+            i = end
 
 
 def _vocabulary(features: pd.DataFrame, mean_log: np.ndarray, cfg: dict) -> pd.DataFrame:
@@ -283,20 +307,24 @@ def bin_new_samples(
                 MatrixFile(work / "tokens_binning.bin", (n_samples, context), dtype, "w") as tok,
                 MatrixFile(work / "levels_binning.bin", (n_samples, context), np.uint8, "w") as lev,
             ):
-                for block, counts in f.iter_sample_blocks(block_values):
+                # blocks hold the file's genes and the vocabulary's: the budget takes the larger
+                width = max(1, block_values // max(f.n_features, n_genes))
+                for start in range(0, n_samples, width):
+                    counts = f.read(samples=slice(start, start + width))
                     totals = counts.sum(axis=0, dtype=np.int64)
                     values = np.zeros((n_genes, counts.shape[1]), np.float32)
                     values[present] = binning.scale_log(
                         counts[rows[present].astype(np.int64)], totals, scale_to
                     )
-                    block_bins = np.vstack(
-                        [binning.bin_against_reference(values[g], reference["reference"].iloc[g],
-                                                       bins) for g in range(n_genes)]
-                    )  # fmt: skip
-                    bin_file.write(block.start, 0, block_bins.T)
+                    del counts
+                    block_bins = np.empty(values.shape, np.uint16)
+                    for g, ref in enumerate(reference["reference"]):
+                        block_bins[g] = binning.bin_against_reference(values[g], ref, bins)
+                    bin_file.write(start, 0, block_bins.T)
                     chosen = tokens.top_genes(block_bins.T, values.T > 0, context)
-                    tok.write(block.start, 0, np.where(chosen >= 0, chosen + 3, tokens.PAD))
-                    lev.write(block.start, 0, tokens.within_sample_levels(values.T, chosen))
+                    ids = np.where(chosen >= 0, chosen + tokens.FIRST_GENE_TOKEN, tokens.PAD)
+                    tok.write(start, 0, ids)
+                    lev.write(start, 0, tokens.within_sample_levels(values.T, chosen))
         write_table(samples, work / "samples.parquet")
         write_header(
             work / "corpus.json",
@@ -325,6 +353,11 @@ def bin_new_samples(
         os.replace(work, outdir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def summary(corpus: str | os.PathLike) -> pd.DataFrame:
