@@ -91,10 +91,11 @@ rule geo_compendium:
             f"--series {gse}={counts}={matrix}"
             for gse, (counts, matrix) in geo_series_files(wildcards.species).items()
         ),
+        block_values=config["block_values"],
     shell:
         "python -m gexnet geo {params.series} --annotation {input.annotation}"
-        " --species {wildcards.species} --out {output.compendium} --report {output.report}"
-        " > {log} 2>&1"
+        " --species {wildcards.species} --block-values {params.block_values}"
+        " --out {output.compendium} --report {output.report} > {log} 2>&1"
 
 
 rule byo_compendium:
@@ -110,7 +111,9 @@ rule byo_compendium:
         "../envs/gexnet.yaml"
     resources:
         mem_mb=attempt_scaled(4000),
+    params:
+        block_values=config["block_values"],
     shell:
         "python -m gexnet byo --counts {input.counts} --samples {input.samples}"
-        " --species {wildcards.species} --out {output.compendium} --report {output.report}"
-        " > {log} 2>&1"
+        " --species {wildcards.species} --block-values {params.block_values}"
+        " --out {output.compendium} --report {output.report} > {log} 2>&1"

@@ -18,7 +18,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from gexnet.errors import GexnetError
+from gexnet.errors import GexnetError, first_line
+from gexnet.io import temporary_path
 from gexnet.matrixfile import MatrixFile
 
 EXPRESSION = "data/expression"
@@ -63,7 +64,7 @@ class Archs4File:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
-            raise self._error(f"{_CORRUPT}: {_first_line(exc)}") from exc
+            raise self._error(f"{_CORRUPT}: {first_line(exc)}") from exc
         try:
             with self._h5_errors(_CORRUPT):
                 self._validate()
@@ -135,7 +136,7 @@ class Archs4File:
         except _H5_ERRORS as exc:
             raise self._error(
                 f"cannot read {EXPRESSION} samples {_span(s_get, self.n_samples)} "
-                f"(file truncated or corrupt): {_first_line(exc)}"
+                f"(file truncated or corrupt): {first_line(exc)}"
             ) from exc
         if f_order is not None:
             block = block[f_order]
@@ -253,7 +254,7 @@ class Archs4File:
         try:
             yield
         except _H5_ERRORS as exc:
-            raise self._error(f"{problem}: {_first_line(exc)}") from exc
+            raise self._error(f"{problem}: {first_line(exc)}") from exc
 
 
 def _values(ds: h5py.Dataset) -> np.ndarray:
@@ -314,12 +315,6 @@ def _dims(shape: tuple[int, ...]) -> str:
     return f" {_TIMES} ".join(map(str, shape)) if len(shape) == 2 else f"{shape} ({len(shape)}-D)"
 
 
-def _first_line(exc: BaseException) -> str:
-    # KeyError's str() adds quotes; h5py puts its message in args[0].
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
 # --- writing ------------------------------------------------------------------------------
 
 CHUNK_SAMPLES = 256  # HDF5 chunk width: reading any block of samples touches few chunks
@@ -350,7 +345,7 @@ class Archs4Writer:
         self.level = level
         self.block_values = block_values
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        self._tmp = temporary_path(self.path)
         self._file = h5py.File(self._tmp, "w")
         self._expression = self._file.create_dataset(
             EXPRESSION,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import logging
 import os
@@ -38,15 +37,15 @@ import warnings
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from gexnet import __version__, annotation
 from gexnet.archs4 import BLOCK_VALUES, Archs4Writer
-from gexnet.errors import GexnetError
-from gexnet.io import atomic_path
+from gexnet.errors import GexnetError, first_line
+from gexnet.io import atomic_path, is_gzip, open_text
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +74,11 @@ def listed(names: Sequence[object]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def open_text(path: Path) -> IO[str]:
-    """A text handle on a plain or gzip file (told apart by content, not by name)."""
-    with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-    if gz:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
-
-
-def compression(path: Path) -> str | None:
-    with open(path, "rb") as raw:
-        return "gzip" if raw.read(2) == b"\x1f\x8b" else None
-
-
 def first_rows(path: Path, n: int) -> list[list[str]]:
     """The first `n` rows of a TSV file as fields, read raw: pandas renames repeated column
     names (S1, S1.1), which would hide duplicate samples."""
     try:
-        with open_text(path) as handle:
+        with open_text(path, errors="replace") as handle:
             rows = []
             for row in csv.reader(handle, delimiter="\t"):
                 rows.append(row)
@@ -323,7 +303,7 @@ class TsvMatrix(_Matrix):
                 dtype={"\0gene": str},
                 keep_default_na=False,
                 na_values={sample: [""] for sample in samples},
-                compression=compression(self.path),
+                compression="gzip" if is_gzip(self.path) else None,
                 chunksize=max(1, block_values // len(samples)),
             ) as reader:
                 for frame in reader:
@@ -473,7 +453,7 @@ def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
             sep="\t",
             dtype=str,
             keep_default_na=False,
-            compression=compression(path),
+            compression="gzip" if is_gzip(path) else None,
         )
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise GexnetError(f"{path}: cannot read as a TSV table: {first_line(exc)}") from exc

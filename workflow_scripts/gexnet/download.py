@@ -32,7 +32,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gexnet import __version__
-from gexnet.errors import GexnetError
+from gexnet.errors import GexnetError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def _attempt(url: str, job: _Job) -> None:
     except TimeoutError:
         raise _Failed(f"no response within {job.timeout:g} s") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _Failed(f"no response: {_one_line(exc)}") from None
+        raise _Failed(f"no response: {first_line(exc)}") from None
     with response:
         length = response.headers.get("Content-Length")
         if response.status == 200 and offset and length == str(offset):
@@ -304,7 +304,7 @@ def _stream(response: http.client.HTTPResponse, job: _Job, offset: int, total: i
                 ) from None
             except (OSError, http.client.HTTPException) as exc:
                 raise _Failed(
-                    f"connection lost at {_of(received, total)}: {_one_line(exc)}"
+                    f"connection lost at {_of(received, total)}: {first_line(exc)}"
                 ) from None
             if not chunk:
                 break
@@ -365,7 +365,7 @@ def _verify(job: _Job) -> None:
         try:
             job.validate(job.part)
         except Exception as exc:  # a validator says "bad file" in its own exception types
-            problem = f"validation failed: {_first_line(exc)}"
+            problem = f"validation failed: {first_line(exc)}"
             if whole is not None:
                 raise _Invalid(problem, whole) from None
             _discard(job)  # perhaps cut short without a sign of it: fetch it again
@@ -421,15 +421,6 @@ def _size(path: Path) -> int:
 
 def _of(received: int, total: int | None) -> str:
     return f"{received:,} of {total:,} bytes" if total is not None else f"{received:,} bytes"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 # --- command line --------------------------------------------------------------------------

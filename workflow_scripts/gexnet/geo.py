@@ -33,7 +33,8 @@ import pandas as pd
 
 from gexnet import annotation, byo
 from gexnet.archs4 import BLOCK_VALUES, Archs4Writer
-from gexnet.errors import GexnetError
+from gexnet.errors import GexnetError, first_line
+from gexnet.io import is_gzip, open_text
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def parse_series_matrix(path: str | os.PathLike) -> tuple[str, pd.DataFrame]:
     accession = None
     fields: dict[str, list[tuple[int, list[str]]]] = {}  # name → (line number, values) per line
     try:
-        with byo.open_text(path) as handle:
+        with open_text(path, errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
                 line = line.rstrip("\r\n")
                 if line.startswith(_TABLE_BEGIN):
@@ -74,7 +75,7 @@ def parse_series_matrix(path: str | os.PathLike) -> tuple[str, pd.DataFrame]:
                 elif key.startswith("!Sample_"):
                     fields.setdefault(key[len("!Sample_") :], []).append((number, values))
     except (OSError, EOFError) as exc:
-        raise GexnetError(f"{path}: cannot read: {byo.first_line(exc)}") from exc
+        raise GexnetError(f"{path}: cannot read: {first_line(exc)}") from exc
     if accession is None:
         raise GexnetError(f"{path}: no !Series_geo_accession line (not a GEO series matrix?)")
     if "geo_accession" not in fields:
@@ -144,10 +145,10 @@ def read_ncbi_annotation(path: str | os.PathLike, species: str) -> pd.DataFrame:
             dtype=str,
             keep_default_na=False,
             quoting=csv.QUOTE_NONE,  # descriptions hold stray quotes
-            compression=byo.compression(path),
+            compression="gzip" if is_gzip(path) else None,
         )
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise GexnetError(f"{path}: cannot read as a TSV table: {byo.first_line(exc)}") from exc
+        raise GexnetError(f"{path}: cannot read as a TSV table: {first_line(exc)}") from exc
     if "TaxID" in table:
         taxa = table["TaxID"][table["TaxID"] != ""]
         if len(taxa) and (taxon := taxa.mode().iloc[0]) != TAXON[species]:

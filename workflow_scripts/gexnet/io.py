@@ -1,13 +1,27 @@
-"""File helpers shared by every stage: atomic outputs and Parquet tables."""
+"""File helpers shared by every stage: atomic outputs, Parquet tables, gzip by content."""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
+
+from gexnet.errors import GexnetError, first_line
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A hidden name beside `path` for writing it before it is renamed into place (the suffix
+    kept: writers such as matplotlib choose the format from it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
 @contextlib.contextmanager
@@ -18,13 +32,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the suffix: writers such as matplotlib choose the format from it.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty work directory beside `path`; it replaces `path` only if the block
+    succeeds (a failure leaves the old directory, or none, and no work directory)."""
+    path = Path(path)
+    work = temporary_path(path)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(work, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -34,3 +63,20 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
             table.to_csv(tmp, sep="\t", index=False)
         else:
             table.to_parquet(tmp, index=False)
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether a file is gzip-compressed, by its first bytes (downloads keep whatever name
+    they get, so the name does not tell)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(2) == GZIP_MAGIC
+    except OSError as exc:
+        raise GexnetError(f"{path}: cannot read: {first_line(exc)}") from exc
+
+
+def open_text(path: str | os.PathLike, errors: str = "strict") -> IO[str]:
+    """A UTF-8 text handle on a plain or gzip-compressed file."""
+    if is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8", errors=errors, newline="")
+    return open(path, encoding="utf-8", errors=errors, newline="")

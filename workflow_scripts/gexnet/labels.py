@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import importlib.util
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ import pandas as pd
 
 from gexnet.annotation import IdType, detect_id_type, symbol_mapper
 from gexnet.errors import GexnetError
+from gexnet.io import is_gzip, open_text
 
 LABEL_COLUMNS = ["source", "term_id", "term_name", "gene_id"]
 STATS_COLUMNS = ["source", "step", "count"]
@@ -57,20 +57,10 @@ def _require_file(path: str | Path, what: str) -> Path:
     return path
 
 
-def _is_gzip(path: Path) -> bool:
-    """Whether the file starts with the gzip magic (downloads keep whatever name they get)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(2) == b"\x1f\x8b"
-    except OSError as e:
-        raise GexnetError(f"{path}: cannot read: {e}") from e
-
-
-def _open_text(path: Path) -> Iterator[str]:
+def _lines(path: Path) -> Iterator[str]:
     """Lines of a text file, gunzipped if need be."""
     try:
-        opener = gzip.open if _is_gzip(path) else open
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        with open_text(path) as handle:
             yield from handle
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise GexnetError(f"{path}: cannot read: {e}") from e
@@ -172,7 +162,7 @@ def hpo_labels(path: str | Path | None = None) -> LabelSet:
     one with a '#Format:' line. Genes map by Entrez ID, then by symbol.
     """
     path = _require_file(path or hpo_file(), "HPO phenotype_to_genes table")
-    first = next(_open_text(path), "")
+    first = next(_lines(path), "")
     columns = ["term_id", "term_name", "entrez", "symbol"]
     try:
         table = pd.read_csv(
@@ -185,7 +175,7 @@ def hpo_labels(path: str | Path | None = None) -> LabelSet:
             dtype=str,
             keep_default_na=False,
             quoting=csv.QUOTE_NONE,
-            compression="gzip" if _is_gzip(path) else None,
+            compression="gzip" if is_gzip(path) else None,
         )
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as e:
         raise GexnetError(f"{path}: cannot read as an HPO phenotype_to_genes table: {e}") from e
@@ -301,7 +291,7 @@ def go_labels_sqlite(
 def _read_gaf(path: Path) -> pd.DataFrame:
     """GAF 2.x rows: db, object_id, symbol, qualifier, term_id, aspect, taxon."""
     rows = []
-    for number, line in enumerate(_open_text(path), start=1):
+    for number, line in enumerate(_lines(path), start=1):
         if line.startswith("!") or not line.strip():
             continue
         fields = line.rstrip("\r\n").split("\t")
@@ -376,7 +366,7 @@ def gmt_labels(path: str | Path, source_name: str) -> LabelSet:
     the description is blank or a URL (MSigDB). Genes map by the ID type most of them have."""
     path = _require_file(path, "GMT gene-set library")
     rows, terms = [], set()
-    for number, line in enumerate(_open_text(path), start=1):
+    for number, line in enumerate(_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r\n").split("\t")

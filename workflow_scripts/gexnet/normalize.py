@@ -20,6 +20,7 @@ output directory is built under a temporary name and renamed into place when com
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,12 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from gexnet import binning, tokens
 from gexnet.archs4 import Archs4File
 from gexnet.errors import GexnetError
-from gexnet.io import write_table
+from gexnet.io import atomic_dir, atomic_path, write_table
 from gexnet.matrixfile import MatrixFile, write_header
 
 log = logging.getLogger(__name__)
@@ -58,17 +61,9 @@ def normalize(
     them, the seed, and the SHA-256 of the vocabulary and of every array, so its content
     changes whenever the corpus does, and only then (the block budget changes nothing).
     """
-    outdir = Path(outdir)
-    work = outdir.with_name(f".{outdir.name}.tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with atomic_dir(outdir) as work:
         _normalize(Path(compendium), Path(qc_table), work, settings, block_values, seed)
         shutil.rmtree(work / "scratch")
-        shutil.rmtree(outdir, ignore_errors=True)
-        os.replace(work, outdir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _normalize(compendium, qc_table, work, settings, block_values, seed) -> None:
@@ -125,36 +120,38 @@ def _normalize(compendium, qc_table, work, settings, block_values, seed) -> None
                 dense.write_rows(position[done : done + values.shape[1]], values.T)
                 done += values.shape[1]
 
-    # 3. Binning-By-Gene, by gene blocks of the scratch
-    reference = []
+    # 3. Binning-By-Gene, by gene blocks of the scratch; each block's reference rows go to
+    # reference.parquet as one row group (0.5% of every value would grow with the samples)
     n_nonzero = np.zeros(n_genes, np.int64)
     gene_block = max(1, block_values // n_samples)
     mean = np.zeros(n_genes, np.float64)
     std = np.zeros(n_genes, np.float64)
+    token_ids = vocabulary["token_id"].iloc[tokens.FIRST_GENE_TOKEN :].to_numpy()
     with (
         MatrixFile(scratch / "log.f32", (n_genes, n_samples), np.float32) as by_gene,
         MatrixFile(scratch / "bins.u16", (n_genes, n_samples), np.uint16, "w") as bin_file,
+        _reference_writer(work / "reference.parquet") as write_reference,
     ):
         for g0 in tqdm(range(0, n_genes, gene_block), desc="binning", unit="block"):
             values = by_gene.read(slice(g0, g0 + gene_block))
+            here = slice(g0, g0 + len(values))
             block_bins, sorted_values = binning.bin_genes(values, bins)
             bin_file.write(g0, 0, block_bins)
-            mean[g0 : g0 + len(values)] = values.mean(axis=1, dtype=np.float64)
-            std[g0 : g0 + len(values)] = values.std(axis=1, dtype=np.float64)
-            n_nonzero[g0 : g0 + len(values)] = np.count_nonzero(values, axis=1)
-            for row in sorted_values:
-                nonzero = row[np.searchsorted(row, 0.0, side="right") :]
-                reference.append(
-                    binning.reference_sample(nonzero, cfg_norm["reference_fraction"], bins)
+            mean[here] = values.mean(axis=1, dtype=np.float64)
+            std[here] = values.std(axis=1, dtype=np.float64)
+            n_nonzero[here] = np.count_nonzero(values, axis=1)
+            samples_kept = [
+                binning.reference_sample(
+                    row[np.searchsorted(row, 0.0, side="right") :],
+                    cfg_norm["reference_fraction"],
+                    bins,
                 )
-    write_table(
-        pd.DataFrame(
-            {"gene_id": vocab["gene_id"], "token_id": vocabulary["token_id"].iloc[3:].to_numpy(),
-             "n_nonzero": n_nonzero,
-             "mean": mean, "std": std, "reference": reference}
-        ),
-        work / "reference.parquet",
-    )  # fmt: skip
+                for row in sorted_values
+            ]
+            write_reference(
+                vocab["gene_id"].to_numpy()[here], token_ids[here], n_nonzero[here],
+                mean[here], std[here], [np.asarray(r, np.float32) for r in samples_kept],
+            )  # fmt: skip
 
     # 4. tokens, by sample blocks
     context = cfg_tokens["context"]
@@ -233,6 +230,38 @@ def _normalize(compendium, qc_table, work, settings, block_values, seed) -> None
     )  # fmt: skip
 
 
+REFERENCE_ROW_GROUP = 1024  # genes a row group of reference.parquet holds
+
+
+@contextlib.contextmanager
+def _reference_writer(path: Path):
+    """reference.parquet written a row group at a time: yields write(gene_id, token_id,
+    n_nonzero, mean, std, reference) for a block of genes, `reference` being each gene's kept
+    sorted non-zero values. Row groups hold a fixed number of genes, so the file's bytes do not
+    depend on the block budget."""
+    schema = pa.schema(
+        [("gene_id", pa.string()), ("token_id", pa.int64()), ("n_nonzero", pa.int64()),
+         ("mean", pa.float64()), ("std", pa.float64()), ("reference", pa.list_(pa.float32()))]
+    )  # fmt: skip
+    pending: list[pa.Table] = []
+
+    def flush(final: bool) -> None:
+        table = pa.concat_tables(pending) if pending else schema.empty_table()
+        whole = len(table) if final else len(table) // REFERENCE_ROW_GROUP * REFERENCE_ROW_GROUP
+        for start in range(0, whole, REFERENCE_ROW_GROUP):
+            writer.write_table(table.slice(start, min(REFERENCE_ROW_GROUP, whole - start)))
+        pending[:] = [table.slice(whole)] if whole < len(table) else []
+
+    def write(*columns) -> None:
+        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+        pending.append(pa.Table.from_arrays(arrays, schema=schema))
+        flush(final=False)
+
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        yield write
+        flush(final=True)
+
+
 def _kept_blocks(f: Archs4File, kept: np.ndarray, block_values: int, what: str, rows=None):
     """(sample indices, counts of `rows` × those samples) over the kept samples, in blocks.
 
@@ -290,10 +319,7 @@ def bin_new_samples(
     reference = pd.read_parquet(corpus / "reference.parquet")
     bins, scale_to, context = header["bins"], header["scale_to"], header["context"]
     n_genes = len(reference)
-    work = outdir.with_name(f".{outdir.name}.tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with atomic_dir(outdir) as work:
         with Archs4File(compendium) as f:
             row_of = pd.Series(np.arange(f.n_features), index=f.features()["ensembl_gene"])
             rows = row_of.reindex(reference["gene_id"]).to_numpy()
@@ -349,10 +375,6 @@ def bin_new_samples(
                 "bins": bins,
             },
         )
-        shutil.rmtree(outdir, ignore_errors=True)
-        os.replace(work, outdir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _sha256(path: Path) -> str:
