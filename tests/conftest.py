@@ -19,8 +19,9 @@ from gexnet import config, layout, simulate
 REPO = Path(__file__).resolve().parents[1]
 # What a fresh clone holds; results and caches of the checkout are left behind.
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles")
-# Fixtures that run the workflow: a test using one is end to end (marked e2e).
-WORKFLOW_RUNS = ("demo_run", "paper_run", "slurm_run")
+# Fixtures that run the workflow (or start the Slurm test cluster): a test using one is end to
+# end, marked e2e, so that `pytest -m "not e2e"` runs none of them.
+E2E_FIXTURES = ("demo_run", "paper_run", "slurm_run", "cluster")
 
 # The miniature paper run: config/paper.yaml itself, with only sizes overridden (the source,
 # the compendium, the model, one epoch on CPUs, classifier jobs) and a detected-gene threshold
@@ -56,7 +57,7 @@ MINIATURE = {
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if set(WORKFLOW_RUNS) & set(getattr(item, "fixturenames", ())):
+        if set(E2E_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 
 

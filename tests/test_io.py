@@ -45,7 +45,7 @@ def test_gzip_is_told_by_content_not_name(tmp_path):
     for path in (packed, plain):
         with open_text(path) as f:
             assert f.read() == "x\ty\n"
-    with pytest.raises(GexnetError, match="missing.txt: cannot read"):
+    with pytest.raises(GexnetError, match=r"missing\.txt: cannot read"):
         is_gzip(tmp_path / "missing.txt")
 
 

@@ -3,6 +3,7 @@ the config changed: downloads from a local server, conversion, then sample QC.""
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from gexnet import layout
 from gexnet.archs4 import Archs4File
+from gexnet.config import validate
 
 from .conftest import copy_workflow, run
 from .http_fixtures import LocalServer
@@ -20,6 +23,11 @@ from .test_byo import write_byo_fixture
 from .test_geo import write_geo_fixture
 
 QC = {"min_total_counts": 1000, "max_singlecell_probability": 0.5, "min_detected_genes": 100}
+
+
+def compendium_dir(run_config: dict) -> Path:
+    """Where a run's converted compendium lives (a folder named by its settings)."""
+    return layout.source_dir(validate(copy.deepcopy(run_config)))
 
 
 def snakemake(workdir: Path, config: dict, target: str):
@@ -64,7 +72,7 @@ def test_geo_series_run_through_the_pipeline(tmp_path):
         }
         snakemake(workdir, config, "results/geo/qc/human_samples.parquet")
         assert len(server.requests) == 2 * len(fixture["series"]) + 1
-    with Archs4File(workdir / "resources" / "geo" / "human_gene_geo.h5") as f:
+    with Archs4File(workdir / compendium_dir(config) / "human_gene_geo.h5") as f:
         genes = f.features()["ensembl_gene"].tolist()
         samples = f.samples(["geo_accession", "series_id"])
         expected = fixture["counts"].loc[genes, samples["geo_accession"]].to_numpy()
@@ -89,7 +97,7 @@ def test_own_matrix_runs_through_the_pipeline(tmp_path, fmt):
         "byo": {"counts": str(fixture["counts"]), "samples": str(fixture["samples"])},
     }
     snakemake(workdir, config, "results/mine/qc/human_samples.parquet")
-    with Archs4File(workdir / "resources" / "byo" / "human_gene_byo.h5") as f:
+    with Archs4File(workdir / compendium_dir(config) / "human_gene_byo.h5") as f:
         expected = fixture["expected"]
         genes = f.features()["ensembl_gene"]
         assert sorted(genes) == sorted(expected.index)
