@@ -26,24 +26,19 @@ rule annotation_orthologs:
 
 rule download_label_source:
     output:
-        f"{ANNOTATION}/{{name}}",
+        f"{ANNOTATION}/downloads/{{key}}/{{name}}",
     log:
-        logs("download_{name}"),
+        logs("download_{key}_{name}"),
     wildcard_constraints:
-        name="hpo_phenotype_to_genes.txt|go.gaf.gz|enrichr/[^/]+\\.gmt",
+        key="[0-9a-f]{12}",
     conda:
         "../envs/gexnet.yaml"
+    resources:
+        download=DOWNLOAD_OPTIONS,
     params:
-        url=lambda wildcards: shlex.quote(
-            {
-                "hpo_phenotype_to_genes.txt": config["annotations"]["hpo"],
-                "go.gaf.gz": config["annotations"]["go_gaf"],
-            }.get(wildcards.name)
-            or config["annotations"]["enrichr_url"].format(library=Path(wildcards.name).stem)
-        ),
-        options=download_options(),
+        url=lambda wildcards, output: shlex.quote(LABEL_URLS[output[0]]),
     shell:
-        "python -m gexnet download --url {params.url} --out {output} {params.options} > {log} 2>&1"
+        "python -m gexnet download --url {params.url} --out {output} {resources.download} > {log} 2>&1"
 
 
 rule annotation_labels:

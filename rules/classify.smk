@@ -20,13 +20,13 @@ rule embedding_baseline:
     conda:
         "../envs/gexnet.yaml"
     resources:
+        block_values=config["block_values"],
         mem_mb=attempt_scaled(4000),
     params:
         seed=config["seed"],
-        block_values=config["block_values"],
     shell:
         "python -m gexnet classify baseline {wildcards.baseline} --reference {input.reference}"
-        " --corpus {input.corpus} --seed {params.seed} --block-values {params.block_values}"
+        " --corpus {input.corpus} --seed {params.seed} --block-values {resources.block_values}"
         " --out {output} > {log} 2>&1"
 
 
@@ -72,20 +72,22 @@ rule classifier_metrics:
 
 rule classifier_label_counts:
     input:
-        unpack(lambda wildcards: classifier_inputs(wildcards, REFERENCE_EXPERIMENT)),
+        unpack(lambda wildcards: classifier_inputs(wildcards, COUNTED[wildcards.species])),
     output:
         report(
-            results("classifiers/label_counts.tsv"),
+            results("classifiers/label_counts_{species}.tsv"),
             caption="report/label_counts.rst",
             category="Gene-property classifiers",
-            labels={"table": "labels kept and dropped, by source"},
+            labels={"species": "{species}", "table": "labels kept and dropped, by source"},
         ),
     log:
-        logs("classifiers_label_counts"),
+        logs("classifiers_label_counts_{species}"),
+    wildcard_constraints:
+        species="human|mouse",
     conda:
         "../envs/gexnet.yaml"
     params:
-        labels=lambda wildcards, input: classifier_label_args(REFERENCE_EXPERIMENT, input),
+        labels=lambda wildcards, input: classifier_label_args(COUNTED[wildcards.species], input),
         settings=as_json(config["classifiers"]),
     shell:
         "python -m gexnet classify counts {input.embedding} {params.labels}"
@@ -94,7 +96,7 @@ rule classifier_label_counts:
 
 rule classifier_comparison:
     input:
-        expand(results("classifiers/{embedding}/metrics.parquet"), embedding=EMBEDDINGS),
+        expand(results("classifiers/{embedding}/metrics.parquet"), embedding=COMPARED),
     output:
         table=report(
             results("classifiers/comparison.tsv"),
@@ -114,7 +116,7 @@ rule classifier_comparison:
         "../envs/gexnet.yaml"
     params:
         metrics=lambda wildcards, input: " ".join(
-            f"{name}={path}" for name, path in zip(EMBEDDINGS, input)
+            f"{name}={path}" for name, path in zip(COMPARED, input)
         ),
         reference=REFERENCE_EXPERIMENT,
     shell:

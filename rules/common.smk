@@ -15,20 +15,22 @@ shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(PACKAGE_DIR))}:${{{{PYTHONPATH:-}}}}; "
 )
 
-from snakemake.utils import update_config  # noqa: E402
-
 from gexnet import layout  # noqa: E402
-from gexnet.config import ConfigError, schema, typed_overrides, validate  # noqa: E402
+from gexnet.config import ConfigError, resolve  # noqa: E402
 
-# The run's config: the --configfile files (else config/config.yaml, see the Snakefile) with
-# --config on top (its nested values typed by the schema), then the schema's defaults for what
-# they leave out.
-SCHEMA = workflow.source_path("../config/config.schema.yaml")
-update_config(config, typed_overrides(dict(workflow.config_settings.config), schema(SCHEMA)))
+# The run's config, resolved again from what Snakemake was given: the --configfile files (else
+# config/config.yaml, as the Snakefile says), the schema's defaults, then --config on top (its
+# nested values typed by the schema). `gexnet check-config` resolves the same way.
 try:
-    validate(config, SCHEMA)
+    resolved = resolve(
+        workflow.overwrite_configfiles or ["config/config.yaml"],
+        dict(workflow.config_settings.config),
+        workflow.source_path("../config/config.schema.yaml"),
+    )
 except ConfigError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
+config.clear()
+config.update(resolved)
 
 RUN = config["run"]
 SPECIES = config["species"]
@@ -82,11 +84,14 @@ def compendium(species, level="gene"):
     return f"{SOURCE_DIR}/{species}_{level}_{source}.h5"
 
 
-def download_options(local_key=None):
-    """The shared retry/backoff/timeout flags of `gexnet download`."""
-    d = config["download"]
-    flags = f"--retries {d['retries']} --backoff {d['backoff_seconds']} --timeout {d['timeout_seconds']}"
-    return flags + (f" --local-key {local_key}" if local_key else "")
+# How a job runs but not what it writes (the streaming budget, download retries) travels as a
+# resource, not a param: Snakemake redoes a job whose params change, and shared outputs (the
+# compendia, downloads) would be redone, under every run that reads them, for another run's
+# retry count.
+DOWNLOAD_OPTIONS = (
+    f"--retries {config['download']['retries']} --backoff {config['download']['backoff_seconds']}"
+    f" --timeout {config['download']['timeout_seconds']}"
+)
 
 
 def check_single_species_source():
@@ -118,12 +123,18 @@ def geo_url(key, **fields):
     return shlex.quote(config["geo"][key].format(stub=stub, **fields))
 
 
+def geo_downloads(species):
+    """Where a species' GEO downloads go: NCBI counts per genome build, so runs counting
+    against other builds keep their own."""
+    return f"{RESOURCES}/geo/{species}/{config['geo']['builds'][species]}"
+
+
 def geo_series_files(species):
     """Per GSE accession: its downloaded counts table and series matrix."""
     return {
         gse: [
-            f"{RESOURCES}/geo/{species}/{gse}_raw_counts.tsv.gz",
-            f"{RESOURCES}/geo/{species}/{gse}_series_matrix.txt.gz",
+            f"{geo_downloads(species)}/{gse}_raw_counts.tsv.gz",
+            f"{geo_downloads(species)}/{gse}_series_matrix.txt.gz",
         ]
         for gse in config["geo"]["series"]
     }
@@ -145,20 +156,35 @@ def is_url(value):
     return value.startswith(("http://", "https://", "ftp://"))
 
 
+def label_download(name, url):
+    """Where a label source downloaded from `url` goes: a folder named by the address, so that
+    runs fetching the same file from other places never overwrite each other's."""
+    path = f"{ANNOTATION}/downloads/{layout.settings_key({'url': url})}/{name}"
+    LABEL_URLS[path] = url
+    return path
+
+
+LABEL_URLS = {}  # download path -> address, for download_label_source
+LABEL_DOWNLOADS = {
+    key: label_download(name, config["annotations"][key])
+    for key, name in (("hpo", "hpo_phenotype_to_genes.txt"), ("go_gaf", "go.gaf.gz"))
+    if is_url(config["annotations"][key])
+}
+for library in config["annotations"]["enrichr_libraries"]:
+    LABEL_DOWNLOADS[f"gmt_{library}"] = label_download(
+        f"{library}.gmt", config["annotations"]["enrichr_url"].format(library=library)
+    )
+
+
 def label_inputs(wildcards):
     """The configured label sources: downloads come from rules, paths are used as they are."""
     a = config["annotations"]
-    downloaded = {"hpo": "hpo_phenotype_to_genes.txt", "go_gaf": "go.gaf.gz"}
     files = {}
     for key in ("hpo", "go_gaf", "go_sqlite", "go_db"):
-        if not a[key]:
-            continue
-        if is_url(a[key]) and key in downloaded:
-            files[key] = f"{ANNOTATION}/{downloaded[key]}"
-        else:
-            files[key] = configured_file(f"annotations.{key}", a[key])
+        if a[key]:
+            files[key] = LABEL_DOWNLOADS.get(key) or configured_file(f"annotations.{key}", a[key])
     for library in a["enrichr_libraries"]:
-        files[f"gmt_{library}"] = f"{ANNOTATION}/enrichr/{library}.gmt"
+        files[f"gmt_{library}"] = LABEL_DOWNLOADS[f"gmt_{library}"]
     return files
 
 
@@ -243,10 +269,10 @@ def train_resources():
 # --- classifiers and lncRNA transfer -------------------------------------------------------
 
 REFERENCE_EXPERIMENT = config["classifiers"]["reference"] or next(iter(EXPERIMENTS), None)
-if EXPERIMENTS and REFERENCE_EXPERIMENT not in EXPERIMENTS:
+if REFERENCE_EXPERIMENT is not None and REFERENCE_EXPERIMENT not in EXPERIMENTS:
     raise WorkflowError(
         f"classifiers.reference: {REFERENCE_EXPERIMENT} is not an experiment "
-        f"({', '.join(EXPERIMENTS)})"
+        f"({', '.join(EXPERIMENTS) or 'none configured'})"
     )
 EMBEDDINGS = [*EXPERIMENTS, *(f"baseline_{b}" for b in config["classifiers"]["baselines"])]
 
@@ -255,6 +281,15 @@ def embedding_species(embedding):
     """Whose genes an embedding holds (a baseline: its reference experiment's)."""
     name = REFERENCE_EXPERIMENT if embedding.startswith("baseline_") else embedding
     return EXPERIMENTS[name]["species"]
+
+
+# The comparison pairs labels across embeddings of one species: the reference's, whose genes the
+# baselines are made of. Experiments of the other species are scored (metrics) but not paired.
+COMPARED = [e for e in EMBEDDINGS if embedding_species(e) == embedding_species(REFERENCE_EXPERIMENT)]
+# Label counts per species, on its first experiment (for mouse: what the 1:1 orthologs keep).
+COUNTED = {}
+for name, settings in EXPERIMENTS.items():
+    COUNTED.setdefault(settings["species"], name)
 
 
 def has_lncrnas_to_predict(name):
@@ -304,7 +339,9 @@ def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
     targets += expand(results("embeddings/{experiment}.parquet"), experiment=EXPERIMENTS)
     if EXPERIMENTS:
-        targets += [results(f"classifiers/{f}") for f in ("comparison.tsv", "label_counts.tsv")]
+        targets.append(results("classifiers/comparison.tsv"))
+        targets += expand(results("classifiers/{embedding}/metrics.parquet"), embedding=EMBEDDINGS)
+        targets += expand(results("classifiers/label_counts_{species}.tsv"), species=COUNTED)
     targets += expand(
         results("lncrna/{embedding}/top_properties.tsv"), embedding=TRANSFER_EXPERIMENTS
     )

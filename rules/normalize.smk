@@ -21,13 +21,13 @@ rule corpus:
     conda:
         "../envs/gexnet.yaml"
     resources:
+        block_values=config["block_values"],
         mem_mb=attempt_scaled(4000),
         runtime=attempt_scaled(240),
     params:
         settings=as_json({key: config[key] for key in ("genes", "normalize", "tokens", "dense")}),
-        block_values=config["block_values"],
         seed=config["seed"],
     shell:
         "python -m gexnet normalize corpus {input.compendium} --qc {input.qc}"
-        " --settings {params.settings} --block-values {params.block_values} --seed {params.seed}"
+        " --settings {params.settings} --block-values {resources.block_values} --seed {params.seed}"
         " --out {output.corpus} --summary {output.summary} > {log} 2>&1"

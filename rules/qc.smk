@@ -25,12 +25,12 @@ rule sample_qc:
     conda:
         "../envs/gexnet.yaml"
     resources:
+        block_values=config["block_values"],
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(60),
     params:
         thresholds=as_json(config["qc"]),
-        block_values=config["block_values"],
     shell:
-        "python -m gexnet qc {input} --thresholds {params.thresholds} --block-values {params.block_values}"
+        "python -m gexnet qc {input} --thresholds {params.thresholds} --block-values {resources.block_values}"
         " --samples {output.samples} --summary {output.summary} --figure {output.figure}"
         " --title '{wildcards.species} sample QC' > {log} 2>&1"

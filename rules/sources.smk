@@ -13,6 +13,7 @@ rule download_archs4:
     conda:
         "../envs/gexnet.yaml"
     resources:
+        download=DOWNLOAD_OPTIONS,
         mem_mb=attempt_scaled(1000),
         runtime=attempt_scaled(720),
     params:
@@ -25,58 +26,56 @@ rule download_archs4:
             if Path(output[0]).name in config["archs4"]["checksums"]
             else ""
         ),
-        options=lambda wildcards: download_options(
-            f"archs4.local_files.{wildcards.species}_{wildcards.level}"
-        ),
+        local_key=lambda wildcards: f"archs4.local_files.{wildcards.species}_{wildcards.level}",
     shell:
         "python -m gexnet download {params.urls} {params.checksum} --validate archs4"
-        " {params.options} --out {output} > {log} 2>&1"
+        " {resources.download} --local-key {params.local_key} --out {output} > {log} 2>&1"
 
 
 rule download_geo_series:
     output:
-        counts=f"{RESOURCES}/geo/{{species}}/{{gse}}_raw_counts.tsv.gz",
-        matrix=f"{RESOURCES}/geo/{{species}}/{{gse}}_series_matrix.txt.gz",
+        counts=f"{RESOURCES}/geo/{{species}}/{{build}}/{{gse}}_raw_counts.tsv.gz",
+        matrix=f"{RESOURCES}/geo/{{species}}/{{build}}/{{gse}}_series_matrix.txt.gz",
     log:
-        logs("download_geo_{species}_{gse}"),
+        logs("download_geo_{species}_{build}_{gse}"),
     wildcard_constraints:
         gse="GSE[0-9]+",
     conda:
         "../envs/gexnet.yaml"
+    resources:
+        download=DOWNLOAD_OPTIONS,
     params:
-        counts_url=lambda wildcards: geo_url(
-            "counts_url", gse=wildcards.gse, build=config["geo"]["builds"][wildcards.species]
-        ),
+        counts_url=lambda wildcards: geo_url("counts_url", gse=wildcards.gse, build=wildcards.build),
         matrix_url=lambda wildcards: geo_url("series_matrix_url", gse=wildcards.gse),
-        options=download_options(),
     shell:
-        "(python -m gexnet download --url {params.counts_url} --out {output.counts} {params.options}"
+        "(python -m gexnet download --url {params.counts_url} --out {output.counts} {resources.download}"
         " && python -m gexnet download --url {params.matrix_url} --out {output.matrix}"
-        " {params.options}) > {log} 2>&1"
+        " {resources.download}) > {log} 2>&1"
 
 
 rule download_geo_annotation:
     output:
-        f"{RESOURCES}/geo/{{species}}/ncbi_gene_annotation.tsv.gz",
+        f"{RESOURCES}/geo/{{species}}/{{build}}/ncbi_gene_annotation.tsv.gz",
     log:
-        logs("download_geo_annotation_{species}"),
+        logs("download_geo_annotation_{species}_{build}"),
     conda:
         "../envs/gexnet.yaml"
+    resources:
+        download=DOWNLOAD_OPTIONS,
     params:
         url=lambda wildcards: geo_url(
             "annotation_url",
             organism=wildcards.species.capitalize(),
-            build=config["geo"]["builds"][wildcards.species],
+            build=wildcards.build,
         ),
-        options=download_options(),
     shell:
-        "python -m gexnet download --url {params.url} --out {output} {params.options} > {log} 2>&1"
+        "python -m gexnet download --url {params.url} --out {output} {resources.download} > {log} 2>&1"
 
 
 rule geo_compendium:
     input:
         series=lambda wildcards: sum(geo_series_files(wildcards.species).values(), []),
-        annotation=rules.download_geo_annotation.output,
+        annotation=lambda wildcards: f"{geo_downloads(wildcards.species)}/ncbi_gene_annotation.tsv.gz",
     output:
         compendium=f"{layout.source_dir(config, 'geo')}/{{species}}_gene_geo.h5",
         report=f"{layout.source_dir(config, 'geo')}/{{species}}_gene_geo.json",
@@ -85,16 +84,16 @@ rule geo_compendium:
     conda:
         "../envs/gexnet.yaml"
     resources:
+        block_values=config["block_values"],
         mem_mb=attempt_scaled(4000),
     params:
         series=lambda wildcards: " ".join(
             f"--series {gse}={counts}={matrix}"
             for gse, (counts, matrix) in geo_series_files(wildcards.species).items()
         ),
-        block_values=config["block_values"],
     shell:
         "python -m gexnet geo {params.series} --annotation {input.annotation}"
-        " --species {wildcards.species} --block-values {params.block_values}"
+        " --species {wildcards.species} --block-values {resources.block_values}"
         " --out {output.compendium} --report {output.report} > {log} 2>&1"
 
 
@@ -110,10 +109,9 @@ rule byo_compendium:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        mem_mb=attempt_scaled(4000),
-    params:
         block_values=config["block_values"],
+        mem_mb=attempt_scaled(4000),
     shell:
         "python -m gexnet byo --counts {input.counts} --samples {input.samples}"
-        " --species {wildcards.species} --block-values {params.block_values}"
+        " --species {wildcards.species} --block-values {resources.block_values}"
         " --out {output.compendium} --report {output.report} > {log} 2>&1"

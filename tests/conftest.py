@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -107,6 +109,26 @@ def run_config(workdir: Path, run_name: str) -> dict:
 def demo_dir(workdir: Path, run_name: str = "demo") -> Path:
     """The generated compendium a run read (its folder is named by its settings)."""
     return workdir / layout.source_dir(run_config(workdir, run_name))
+
+
+def program_accuracy(workdir: Path, embeddings: Path, species: str) -> tuple[float, float]:
+    """5-fold accuracy of a logistic regression predicting each program member's planted
+    program from its embedding, and the same with the embeddings shuffled across genes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    truth = pd.read_parquet(demo_dir(workdir) / "truth" / "programs.parquet")
+    truth = truth[(truth["species"] == species) & truth["program"].notna()]
+    table = pd.read_parquet(embeddings).merge(truth[["gene_id", "program"]], on="gene_id")
+    x, y = table.filter(regex=r"^dim_\d+$").to_numpy(), table["program"].astype(str).to_numpy()
+    assert len(table) > 1000 and len(set(y)) == 12
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+    accuracy = cross_val_score(model, x, y, cv=folds).mean()
+    shuffled = x[np.random.default_rng(0).permutation(len(x))]
+    return accuracy, cross_val_score(model, shuffled, y, cv=folds).mean()
 
 
 def small_config(**simulate_overrides) -> dict:

@@ -190,3 +190,28 @@ def test_nested_overrides_are_typed_by_the_schema():
     assert config.typed_overrides({"train": {"epochs": "many"}}, config.schema()) == {
         "train": {"epochs": "many"}
     }
+
+
+def test_file_then_defaults_then_overrides(tmp_path):
+    """The order of point 1: an override merges into the defaults the file left in place, and
+    a dictionary the file gives replaces the default one."""
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("run: plain\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(MOUSE_USER_CONFIG))
+    extra = {"experiments": {"x": {"objective": "bert_genes", "normalization": "zscore"}}}
+    assert list(config.resolve([plain], extra)["experiments"]) == ["gpt_binning", "x"]
+    assert list(config.resolve([mine], extra)["experiments"]) == ["gpt_mouse", "x"]
+    assert list(config.resolve([mine])["experiments"]) == ["gpt_mouse"]
+    # several files merge in order; a number given where text is wanted becomes text
+    later = tmp_path / "later.yaml"
+    later.write_text("seed: 5\nclassifiers: {shards: 3}\n")
+    both = config.resolve([mine, later], {"run": 2})
+    assert (both["seed"], both["classifiers"]["shards"], both["run"]) == (5, 3, "2")
+    assert both["species"] == ["mouse"] and both["classifiers"]["threads"] == 4
+    # a file's mistake that an override mends is no error; one it leaves is named
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("qc: {min_total_counts: many}\n")
+    assert config.resolve([bad], {"qc": {"min_total_counts": "10"}})["qc"]["min_total_counts"] == 10
+    with pytest.raises(config.ConfigError, match=r"qc\.min_total_counts"):
+        config.resolve([bad])

@@ -492,7 +492,10 @@ def test_corpus_json_records_settings_seed_and_content(small_compendium, tiny, t
     assert header["sha256"] == {
         f: hashlib.sha256((tmp_path / "a" / f).read_bytes()).hexdigest() for f in files
     }
-    assert "source" in header and "arrays" in header  # what it held before stays
+    # what it held before stays
+    assert header["source"] == str(compendium) and set(header["arrays"]) == {
+        "dense", "tokens_binning", "tokens_zscore", "levels_binning", "levels_zscore"
+    }  # fmt: skip
 
     def description(name: str) -> bytes:
         return (tmp_path / name / "corpus.json").read_bytes()

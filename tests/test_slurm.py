@@ -24,7 +24,7 @@ import psutil
 import pytest
 import yaml
 
-from .conftest import REPO, copy_workflow, demo_dir, job_stats, run
+from .conftest import REPO, copy_workflow, demo_dir, job_stats, program_accuracy, run
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 LOCAL = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -202,6 +202,13 @@ def test_two_srun_tasks_train_as_the_local_process_does(slurm_run, demo_run):
         # the same geometry: gene–gene cosine similarities agree between the two runs
         r = np.corrcoef(cosines(ea).ravel(), cosines(eb).ravel())[0, 1]
         assert r > 0.95, r
+        # and the same knowledge of the planted programs (an independent classifier)
+        accuracy = {
+            d: program_accuracy(d, d / "results" / "demo" / "embeddings" / f"{name}.parquet",
+                                "human")[0]
+            for d in (demo_run, workdir)
+        }  # fmt: skip
+        assert accuracy[workdir] > 0.8 and abs(accuracy[workdir] - accuracy[demo_run]) < 0.05
 
 
 def cosines(table: pd.DataFrame, n: int = 500) -> np.ndarray:

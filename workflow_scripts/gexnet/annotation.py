@@ -21,6 +21,7 @@ import pandas as pd
 from gexnet.errors import GexnetError
 
 Species = Literal["human", "mouse"]
+SPECIES: tuple[Species, ...] = ("human", "mouse")
 IdType = Literal["ensembl", "entrez", "symbol", "uniprot"]
 
 _GENES = {

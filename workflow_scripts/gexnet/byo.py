@@ -43,13 +43,13 @@ import numpy as np
 import pandas as pd
 
 from gexnet import __version__, annotation
+from gexnet.annotation import SPECIES
 from gexnet.archs4 import BLOCK_VALUES, Archs4Writer
 from gexnet.errors import GexnetError, first_line
 from gexnet.io import atomic_path, is_gzip, open_text
 
 log = logging.getLogger(__name__)
 
-SPECIES = ("human", "mouse")
 IdType = Literal["ensembl", "ensembl_versioned", "entrez", "symbol"]
 RESERVED_SHEET_COLUMNS = ("geo_accession", "series_id")  # filled from `sample` and `series`
 _UINT32_MAX = int(np.iinfo(np.uint32).max)

@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gexnet.annotation import SPECIES
 from gexnet.embeddings import embedding_table, read_embedding
 from gexnet.errors import GexnetError
 from gexnet.io import atomic_path, write_table
+from gexnet.labels import LABEL_COLUMNS
 from gexnet.tokens import FIRST_GENE_TOKEN
 
 PLANTED_SOURCE = "planted_programs"
-SPECIES = ("human", "mouse")
-LABEL_COLUMNS = ["source", "term_id", "term_name", "gene_id"]
 
 
 @dataclass

@@ -71,7 +71,8 @@ def typed_overrides(overrides: dict, schema: dict) -> dict:
     Snakemake reads a nested `--config` value (`train={epochs: 1}`) with YAML's BaseLoader, so
     every scalar in it arrives as a string ('1'); a string where the schema expects no string
     (a number, an integer, a boolean, null) is read again as YAML, so that the override means
-    what it says. Strings the schema wants as strings ("2.2") stay as they are.
+    what it says. Strings the schema wants as strings ("2.2") stay as they are, and a number
+    where the schema wants text (`run=2`) becomes text.
     """
 
     def typed(value: Any, node: dict) -> Any:
@@ -81,6 +82,8 @@ def typed_overrides(overrides: dict, schema: dict) -> dict:
             return [typed(v, node.get("items", {})) for v in value]
         kinds = node.get("type", [])
         kinds = [kinds] if isinstance(kinds, str) else kinds
+        if kinds == ["string"] and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # `--config run=2`: Snakemake made it a number
         if not isinstance(value, str) or not kinds or "string" in kinds:
             return value
         try:
@@ -108,20 +111,55 @@ def _child(node: dict, key: str) -> dict:
 
 def validate(config: dict, schema_path: str | os.PathLike = SCHEMA) -> dict:
     """Validate `config` in place, filling defaults; raise ConfigError naming the key."""
-    rules = schema(schema_path)
-    cls = _with_defaults(jsonschema.validators.validator_for(rules))
-    errors = sorted(cls(rules).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = _errors(config, schema(schema_path))
     if errors:
         raise ConfigError("; ".join(dict.fromkeys(_describe(e) for e in errors)))
     return config
 
 
-def load(path: str | os.PathLike, schema_path: str | os.PathLike = SCHEMA) -> dict:
-    """Read a YAML config file and validate it."""
+def _errors(config: dict, rules: dict) -> list[jsonschema.ValidationError]:
+    """The schema's complaints about `config`, whose missing keys it fills with defaults."""
+    cls = _with_defaults(jsonschema.validators.validator_for(rules))
+    return sorted(cls(rules).iter_errors(config), key=lambda e: list(e.absolute_path))
+
+
+def resolve(
+    files: list[str | os.PathLike], overrides: dict | None = None,
+    schema_path: str | os.PathLike = SCHEMA,
+) -> dict:  # fmt: skip
+    """The config a run uses, in this order: the `files` (each deep-merged over the one before,
+    as Snakemake merges several --configfile), the schema's defaults for every key they leave
+    out, then `overrides` (`--config`, typed by the schema) deep-merged on top; validated. A
+    dictionary in the files replaces its default (`experiments: {}` means none), while an
+    override merges into what is there."""
+    rules = schema(schema_path)
+    config: dict = {}
+    for path in files:
+        _merge(config, _read(path))
+    _errors(config, rules)  # fills the defaults; what is wrong is judged after the overrides
+    _merge(config, typed_overrides(overrides or {}, rules))
+    return validate(config, schema_path)
+
+
+def _read(path: str | os.PathLike) -> dict:
     try:
         config = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read config: {e}") from e
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: config must be a mapping of keys to values")
-    return validate(config, schema_path)
+    return config
+
+
+def _merge(config: dict, update: dict) -> None:
+    """Deep-merge `update` into `config` (dictionaries merge, anything else replaces)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = _copy(value)
+
+
+def load(path: str | os.PathLike, schema_path: str | os.PathLike = SCHEMA) -> dict:
+    """Read a YAML config file and validate it: what `--configfile path` runs with."""
+    return resolve([path], {}, schema_path)

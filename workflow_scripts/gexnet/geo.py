@@ -397,7 +397,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--annotation", type=Path, required=True, help="NCBI gene annotation (.annot.tsv.gz)"
     )
-    parser.add_argument("--species", choices=byo.SPECIES, required=True)
+    parser.add_argument("--species", choices=annotation.SPECIES, required=True)
     parser.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
     parser.add_argument("--report", type=Path, help="conversion report (JSON)")
     parser.add_argument(

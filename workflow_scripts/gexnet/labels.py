@@ -24,7 +24,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from gexnet.annotation import IdType, detect_id_type, symbol_mapper
-from gexnet.errors import GexnetError
+from gexnet.errors import GexnetError, first_line
 from gexnet.io import is_gzip, open_text
 
 LABEL_COLUMNS = ["source", "term_id", "term_name", "gene_id"]
@@ -63,7 +63,7 @@ def _lines(path: Path) -> Iterator[str]:
         with open_text(path) as handle:
             yield from handle
     except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise GexnetError(f"{path}: cannot read: {e}") from e
+        raise GexnetError(f"{path}: cannot read: {first_line(e)}") from e
 
 
 # --- Mapping gene identifiers to Ensembl, with a count per step -------------------------------

@@ -33,10 +33,13 @@ def install(name: str, force: bool = False, copy: bool = False) -> Iterator[str]
         known = ", ".join(sorted(p.name for p in PROFILES.iterdir() if p.is_dir()))
         raise GexnetError(f"no profile '{name}' in {PROFILES} (known: {known})")
     target = user_profile_dir() / name
-    if target.is_symlink() and target.resolve() == source.resolve():
+    ours = target.is_symlink() and target.resolve() == source.resolve()
+    if ours and not copy:
         yield f"{target} already points to {source}"
         return
-    if target.exists() or target.is_symlink():
+    if ours:  # our link, to be replaced by a copy
+        target.unlink()
+    elif target.exists() or target.is_symlink():
         if target.is_dir() and not target.is_symlink():
             raise GexnetError(f"{target} is a profile directory of its own; move it away first")
         if not force:

@@ -37,7 +37,6 @@ from gexnet.layout import demo_files
 
 log = logging.getLogger(__name__)
 
-SPECIES = ("human", "mouse")
 GENERATION_BLOCK = 256  # samples per random stream and per HDF5 chunk column
 ORGANISM = {"human": "Homo sapiens", "mouse": "Mus musculus"}
 ACCESSION_BASE = {"human": (100_000, 3_000_000), "mouse": (200_000, 6_000_000)}  # (GSE, GSM)
