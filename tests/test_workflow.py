@@ -433,3 +433,8 @@ def test_another_run_leaves_the_demo_valid(demo_run: Path):
     assert json.loads((ours / "settings.json").read_text())["seed"] == 8
     proc = run([PY, "-m", "snakemake", "-n", "--profile", "profiles/local"], demo_run)
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    # how jobs run (streaming budget, download retries) is no reason to redo what they wrote
+    tuned = [PY, "-m", "snakemake", "-n", "--profile", "profiles/local", "--config",
+             "block_values=4000000", "download={retries: 2, timeout_seconds: 5}"]  # fmt: skip
+    proc = run(tuned, demo_run)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
