@@ -285,7 +285,11 @@ def embedding_species(embedding):
 
 # The comparison pairs labels across embeddings of one species: the reference's, whose genes the
 # baselines are made of. Experiments of the other species are scored (metrics) but not paired.
-COMPARED = [e for e in EMBEDDINGS if embedding_species(e) == embedding_species(REFERENCE_EXPERIMENT)]
+COMPARED = [
+    e
+    for e in EMBEDDINGS
+    if EXPERIMENTS and embedding_species(e) == embedding_species(REFERENCE_EXPERIMENT)
+]
 # Label counts per species, on its first experiment (for mouse: what the 1:1 orthologs keep).
 COUNTED = {}
 for name, settings in EXPERIMENTS.items():

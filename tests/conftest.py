@@ -26,7 +26,7 @@ WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "config", "envs", "p
 E2E_FIXTURES = ("demo_run", "paper_run", "slurm_run", "cluster")
 
 # The miniature paper run: config/paper.yaml itself, with only sizes overridden (the source,
-# the compendium, the model, one epoch on CPUs, classifier jobs) and a detected-gene threshold
+# the compendium, the model, one epoch on CPUs, one classifier job per embedding) and a detected-gene threshold
 # scaled to the miniature's 750 genes.
 MINIATURE = {
     "source": "demo",
@@ -53,7 +53,7 @@ MINIATURE = {
         "mem_mb": 1000,
         "runtime_minutes": 30,
     },
-    "classifiers": {"shards": 2, "threads": 1},
+    "classifiers": {"shards": 1, "threads": 1},
 }
 
 
