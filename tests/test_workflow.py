@@ -308,7 +308,7 @@ def test_demo_report_qc_and_corpus(demo_run: Path):
         # the token corpus, described by its header
         header = json.loads((results / "corpus" / species / "corpus.json").read_text())
         assert header["n_train"] > 0 and header["n_validation"] > 0
-        assert header["arrays"]["tokens_binning"]["shape"][1] == 128  # the demo's context
+        assert header["arrays"]["tokens_binning"]["shape"][1] == 64  # the demo's context
     # the compendium's folder records the settings it was generated from (and is named by them)
     used = run_config(demo_run, "demo")
     settings = json.loads((demo_dir(demo_run) / "settings.json").read_text())
