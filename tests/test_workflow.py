@@ -366,7 +366,7 @@ def test_demo_classifiers_per_source(demo_run: Path):
 def test_demo_lncrna_transfer_and_annotations(demo_run: Path):
     results = demo_run / "results" / "demo"
     truth = pd.read_parquet(demo_dir(demo_run) / "truth" / "programs.parquet")
-    for name, species in (("gpt_binning", "human"), ("bert_genes_binning_mouse", "mouse")):
+    for name, species in (("gpt_binning", "human"), ("gpt_binning_mouse", "mouse")):
         # each planted lncRNA member ranks high for its own program
         predictions = pd.read_parquet(results / "lncrna" / name / "predictions.parquet")
         members = truth[(truth["species"] == species) & (truth["biotype"] == "lncRNA")]
