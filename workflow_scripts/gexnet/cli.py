@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import logging
@@ -149,4 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except GexnetError as e:
         print(f"gexnet {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        # Free Arrow's objects while the interpreter is whole: left to the final teardown, a
+        # Parquet task still on Arrow's thread pool now and then aborts the finished job
+        # ("terminate called without an active exception", exit 134; apache/arrow#34314).
+        gc.collect()
     return 0
