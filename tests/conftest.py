@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from gexnet import config, layout, simulate
+from gexnet import config, layout
+from gexnet.formats import demo
+from gexnet.sources import simulate
 
 REPO = Path(__file__).resolve().parents[1]
 # What a fresh clone holds; results and caches of the checkout are left behind.
@@ -144,7 +146,7 @@ def small_config(**simulate_overrides) -> dict:
 
 def generate(outdir: Path, cfg: dict) -> dict[str, Path]:
     simulate.simulate(cfg["simulate"], cfg["qc"], cfg["seed"], cfg["species"], outdir)
-    return layout.demo_files(outdir, cfg["species"])
+    return demo.demo_files(outdir, cfg["species"])
 
 
 @pytest.fixture(scope="session")

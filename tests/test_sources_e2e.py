@@ -14,13 +14,13 @@ import pytest
 import yaml
 
 from gexnet import layout
-from gexnet.archs4 import Archs4File
 from gexnet.config import validate
+from gexnet.formats.archs4 import Archs4File
 
 from .conftest import copy_workflow, run
 from .http_fixtures import LocalServer
-from .test_byo import write_byo_fixture
-from .test_geo import write_geo_fixture
+from .sources.test_byo import write_byo_fixture
+from .sources.test_geo import write_geo_fixture
 
 QC = {"min_total_counts": 1000, "max_singlecell_probability": 0.5, "min_detected_genes": 100}
 

@@ -21,7 +21,8 @@ def _json(text: str) -> dict:
 
 
 def _simulate(args: argparse.Namespace) -> None:
-    from gexnet import config, simulate
+    from gexnet import config
+    from gexnet.sources import simulate
 
     # The workflow passes the sections it validated; a user at the shell names a config file.
     cfg = args.settings if args.settings is not None else config.load(args.config)
@@ -30,14 +31,14 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _qc(args: argparse.Namespace) -> None:
-    from gexnet import qc
-    from gexnet.io import atomic_path, write_table
+    from gexnet.corpus import qc
+    from gexnet.formats.io import atomic_path, write_table
 
     table = qc.sample_qc(args.input, args.thresholds, args.block_values)
     write_table(table, args.samples)
     summary = qc.summarize(table, args.thresholds)
     write_table(summary, args.summary)
-    logging.getLogger("gexnet.qc").info("%s\n%s", args.input, summary.to_string(index=False))
+    logging.getLogger("gexnet.corpus.qc").info("%s\n%s", args.input, summary.to_string(index=False))
     with atomic_path(args.figure) as tmp:
         qc.plot(table, args.thresholds, tmp, args.title)
 
@@ -46,7 +47,7 @@ def _check_config(args: argparse.Namespace) -> None:
     import yaml
 
     from gexnet import config
-    from gexnet.io import atomic_path
+    from gexnet.formats.io import atomic_path
 
     if args.settings is not None:  # the workflow's resolved config
         cfg, name = config.validate(args.settings), "the settings"
@@ -98,14 +99,18 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     # Commands whose module defines its own arguments (add_arguments) and entry point (run),
     # imported only when it is the command being run.
     for name, module, help_text in (
-        ("download", "download", "fetch a file: resume, retry, fall back, verify"),
-        ("geo", "geo", "GEO series (NCBI raw counts + series matrix) to an ARCHS4-layout file"),
-        ("byo", "byo", "your own counts table and sample sheet to an ARCHS4-layout file"),
-        ("annotate", "annotate", "gene, ortholog and label tables"),
-        ("normalize", "normalize", "Binning-By-Gene, the token corpus, binning new samples"),
-        ("train", "train", "train a gene language model (one process, torchrun or srun)"),
-        ("embeddings", "embeddings", "export a trained model's gene embeddings"),
-        ("classify", "classify", "gene-property classifiers, baselines, lncRNA transfer"),
+        ("download", "sources.download", "fetch a file: resume, retry, fall back, verify"),
+        (
+            "geo",
+            "sources.geo",
+            "GEO series (NCBI raw counts + series matrix) to an ARCHS4-layout file",
+        ),
+        ("byo", "sources.byo", "your own counts table and sample sheet to an ARCHS4-layout file"),
+        ("annotate", "annotation.tables", "gene, ortholog and label tables"),
+        ("normalize", "corpus.normalize", "Binning-By-Gene, the token corpus, binning new samples"),
+        ("train", "training.lm", "train a gene language model (one process, torchrun or srun)"),
+        ("embeddings", "training.embeddings", "export a trained model's gene embeddings"),
+        ("classify", "analysis.classify", "gene-property classifiers, baselines, lncRNA transfer"),
     ):
         if name != command:
             sub.add_parser(name, help=help_text)

@@ -15,16 +15,6 @@ import hashlib
 import json
 from pathlib import Path
 
-DEMO_TRUTH_TABLES = (
-    "programs",
-    "regulators",
-    "orthologs",
-    "splicing",
-    "case_control",
-    "case_control_regulators",
-    "qc",
-)
-
 
 def settings_key(settings: dict) -> str:
     """A short digest of `settings` (canonical JSON): the name of what they generate."""
@@ -57,18 +47,3 @@ def source_dir(config: dict, source: str | None = None) -> Path:
 def label_settings(config: dict) -> dict:
     """What the gene-property label table is built from."""
     return {"annotations": config["annotations"]}
-
-
-def demo_files(outdir: str | Path, species: list[str]) -> dict[str, Path]:
-    """Every file `gexnet simulate` writes, by name: the compendia, the truth tables and the
-    settings they were generated from."""
-    outdir = Path(outdir)
-    files = {
-        f"{sp}_{level}": outdir / f"{sp}_{level}_demo.h5"
-        for sp in species
-        for level in ("gene", "transcript")
-    }
-    for table in DEMO_TRUTH_TABLES:
-        files[table] = outdir / "truth" / f"{table}.parquet"
-    files["settings"] = outdir / "settings.json"
-    return files

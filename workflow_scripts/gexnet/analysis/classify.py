@@ -1,0 +1,543 @@
+"""Gene-property classifiers on gene embeddings: label matrices, cross-validated metrics,
+baselines, their comparison per label source, and the transfer of properties to lncRNAs.
+
+A label is a gene set of one source (HPO, GO, an Enrichr library, or the demo's planted
+programs). For each label, positives are its genes and negatives the other genes annotated in
+the same source (a gene no source term mentions is unknown, not negative), both restricted to
+genes of the embedding and of the training biotypes. Labels with fewer than `min_genes` or more
+than `max_genes` positives are dropped, counted by source and reason.
+
+Mouse embeddings (`--species mouse`) are scored on the human labels through the 1:1 orthologs:
+each human label gene is replaced by its one2one mouse ortholog, and a gene without one drops
+out of its labels (the label counts say how many genes of each source had none). The planted
+programs are read from the mouse rows of the truth table, which hold the mouse memberships
+directly (orthologs may change program in the demo), so no ortholog stands in for them.
+
+The fits are `gexnet.analysis.logreg`'s: every label of a shard at once over the shared embedding, with
+fixed gene folds. The comparison of embeddings is per label source, never pooled: sources differ
+in size and in signal, and a large source without signal would drown a small one with it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gexnet.errors import GexnetError
+from gexnet.formats.corpus import FIRST_GENE_TOKEN
+from gexnet.formats.embeddings import embedding_table, read_embedding
+from gexnet.formats.io import atomic_path, write_table
+from gexnet.formats.tables import LABEL_COLUMNS, SPECIES
+
+PLANTED_SOURCE = "planted_programs"
+
+
+@dataclass
+class LabelMatrix:
+    genes: pd.DataFrame  # gene_id, symbol, biotype: the rows, in embedding order
+    labels: pd.DataFrame  # label, source, term_id, term_name, n_pos, n_neg
+    positive: np.ndarray  # genes × labels, bool
+    valid: np.ndarray  # genes × labels, bool: positives and the label's negatives
+
+
+def planted_labels(programs: pd.DataFrame, species: str = "human") -> pd.DataFrame:
+    """The demo's planted program memberships of `species` as a labels table (regulators
+    included)."""
+    members = programs[(programs["species"] == species) & programs["program"].notna()]
+    return pd.DataFrame(
+        {"source": PLANTED_SOURCE, "term_id": members["program"].astype(str),
+         "term_name": members["program"].astype(str), "gene_id": members["gene_id"]}
+    )  # fmt: skip
+
+
+def read_orthologs(path: str | Path) -> pd.DataFrame:
+    """The one2one pairs (human_gene_id, mouse_gene_id) of an orthologs table."""
+    table = pd.read_parquet(path)
+    missing = {"human_gene_id", "mouse_gene_id", "type"} - set(table.columns)
+    if missing:
+        raise GexnetError(f"{path}: orthologs table lacks columns {sorted(missing)}")
+    pairs = table.loc[table["type"] == "one2one", ["human_gene_id", "mouse_gene_id"]]
+    for column in pairs.columns:  # a gene in two one2one pairs would get two partners
+        repeated = pairs.loc[pairs[column].duplicated(), column]
+        if len(repeated):
+            raise GexnetError(
+                f"{path}: {len(repeated)} genes are in more than one one2one pair "
+                f"({column}, e.g. {repeated.iloc[0]})"
+            )
+    return pairs.reset_index(drop=True)
+
+
+def mouse_labels(labels: pd.DataFrame, pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Human labels on mouse genes: every gene replaced by its one2one mouse ortholog (`pairs`
+    as from `read_orthologs`), and per source the count of label genes without one (source,
+    what, count). Their rows stay with gene_id missing, so that a term that loses every gene
+    still counts among the source's terms (and as dropped for too few genes)."""
+    partner = pairs.set_index("human_gene_id")["mouse_gene_id"]
+    mapped = labels.assign(gene_id=labels["gene_id"].map(partner))
+    orphans = labels.loc[mapped["gene_id"].isna().to_numpy(), ["source", "gene_id"]]
+    orphans = orphans.drop_duplicates()
+    sources = sorted(labels["source"].unique())
+    left_out = orphans.groupby("source").size().reindex(sources, fill_value=0)
+    counts = pd.DataFrame(
+        {"source": sources, "what": "label genes without a 1:1 mouse ortholog (left out)",
+         "count": left_out.to_numpy()}
+    )  # fmt: skip
+    return mapped, counts
+
+
+def label_matrix(
+    labels: pd.DataFrame, genes: pd.DataFrame, min_genes: int, max_genes: int,
+    sources: list[str] | None = None,
+) -> tuple[LabelMatrix, pd.DataFrame]:  # fmt: skip
+    """The label matrix over `genes` (gene_id, symbol, biotype), and per-source counts of
+    labels kept and dropped (source, what, count)."""
+    missing = {"source", "term_id", "term_name", "gene_id"} - set(labels.columns)
+    if missing:
+        raise GexnetError(f"labels table lacks columns {sorted(missing)}")
+    if sources:
+        unknown = set(sources) - set(labels["source"])
+        if unknown:
+            raise GexnetError(f"classifiers.sources: {sorted(unknown)} not in the labels table")
+        labels = labels[labels["source"].isin(sources)]
+    row = pd.Series(np.arange(len(genes)), index=genes["gene_id"].to_numpy())
+    counts, columns, valid_columns, kept = [], [], [], []
+    for source, table in labels.groupby("source", sort=True):
+        n_terms = table["term_id"].nunique()
+        in_embedding = table[table["gene_id"].isin(row.index)].drop_duplicates(
+            ["term_id", "gene_id"]
+        )
+        annotated = np.zeros(len(genes), bool)
+        annotated[row[in_embedding["gene_id"].unique()].to_numpy()] = True
+        sizes = in_embedding.groupby("term_id").size()
+        small = int((sizes < min_genes).sum()) + n_terms - len(sizes)  # (0 genes: not in sizes)
+        large = int((sizes > max_genes).sum())
+        chosen = sizes[(sizes >= min_genes) & (sizes <= max_genes)].index
+        names = table.drop_duplicates("term_id").set_index("term_id")["term_name"]
+        for term, members in in_embedding[in_embedding["term_id"].isin(chosen)].groupby("term_id"):
+            positive = np.zeros(len(genes), bool)
+            positive[row[members["gene_id"]].to_numpy()] = True
+            columns.append(positive)
+            valid_columns.append(annotated)
+            kept.append(
+                {"label": f"{source}:{term}", "source": source, "term_id": term,
+                 "term_name": names[term], "n_pos": int(positive.sum()),
+                 "n_neg": int((annotated & ~positive).sum())}
+            )  # fmt: skip
+        counts += [
+            (source, "terms in the labels table", n_terms),
+            (source, "genes annotated (in the embedding)", int(annotated.sum())),
+            (source, f"dropped: fewer than {min_genes} genes in the embedding", small),
+            (source, f"dropped: more than {max_genes} genes", large),
+            (source, "kept", len(chosen)),
+        ]
+    if not kept:
+        raise GexnetError(
+            f"no label has {min_genes}–{max_genes} genes among the {len(genes)} genes of the "
+            "embedding (classifiers.min_genes, classifiers.max_genes)"
+        )
+    shape = (len(genes), len(kept))
+    matrix = LabelMatrix(
+        genes.reset_index(drop=True),
+        pd.DataFrame(kept),
+        np.stack(columns, axis=1).reshape(shape),
+        np.stack(valid_columns, axis=1).reshape(shape),
+    )
+    return matrix, pd.DataFrame(counts, columns=["source", "what", "count"])
+
+
+# --- embeddings: trained ones are read, baselines made ----------------------------------------
+
+BASELINES = ("shuffled", "random", "coexpression")
+
+
+def shuffled_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
+    """The reference embedding with its vectors dealt to the genes at random."""
+    genes, vectors = read_embedding(reference)
+    return embedding_table(genes, vectors[np.random.default_rng(seed).permutation(len(genes))])
+
+
+def random_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
+    """Standard normal vectors of the reference's width for the reference's genes."""
+    genes, vectors = read_embedding(reference)
+    rng = np.random.default_rng(seed)
+    return embedding_table(genes, rng.standard_normal(vectors.shape).astype(np.float32))
+
+
+def coexpression_embedding(
+    corpus: str | Path, dims: int, seed: int, block_values: int = 50_000_000
+) -> pd.DataFrame:
+    """Gene2vec-like: the top `dims` eigenvectors of the gene–gene correlation of the corpus's
+    log values, scaled by the square root of their eigenvalues. Randomized subspace iteration
+    over blocks of samples of at most `block_values` values (samples × genes): besides one
+    block, memory holds a few genes × (dims + 10) arrays; the correlation matrix (genes²) is
+    never formed."""
+    from gexnet.formats.matrixfile import open_array
+
+    corpus = Path(corpus)
+    dense = open_array(corpus / "corpus.json", "dense")
+    reference = pd.read_parquet(corpus / "reference.parquet")
+    vocabulary = pd.read_csv(corpus / "vocabulary.tsv", sep="\t", keep_default_na=False)
+    genes = vocabulary.iloc[FIRST_GENE_TOKEN:][["gene_id", "symbol", "biotype"]]
+    genes = genes.reset_index(drop=True)
+    mean = reference["mean"].to_numpy(np.float64)
+    std = reference["std"].to_numpy(np.float64)
+    scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)  # constant genes: zero
+    n, g = dense.shape
+    block_rows = max(1, block_values // max(g, 1))
+    k = min(dims, g)
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((g, min(g, k + 10))))[0]
+
+    def correlation_times(v: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(v)
+        for s0 in range(0, n, block_rows):
+            z = np.array(dense[s0 : s0 + block_rows], np.float64)  # in place: one block held
+            z -= mean
+            z *= scale
+            out += z.T @ (z @ v)
+        return out / max(n, 1)  # (the stored std is the population one: a correlation)
+
+    for _ in range(4):  # subspace iterations: the leading eigenvectors separate quickly
+        basis = np.linalg.qr(correlation_times(basis))[0]
+    small = basis.T @ correlation_times(basis)
+    values, vectors = np.linalg.eigh((small + small.T) / 2)
+    order = np.argsort(values)[::-1][:k]
+    embedding = (basis @ vectors[:, order]) * np.sqrt(np.maximum(values[order], 0))
+    if k < dims:  # fewer genes than dimensions: pad with zeros
+        embedding = np.pad(embedding, ((0, 0), (0, dims - k)))
+    return embedding_table(genes, embedding.astype(np.float32))
+
+
+# --- cross-validated metrics -------------------------------------------------------------------
+
+
+def training_genes(genes: pd.DataFrame, biotypes: list[str]) -> np.ndarray:
+    return genes["biotype"].isin(biotypes).to_numpy()
+
+
+def cross_validated_metrics(
+    embedding: str | Path, labels: pd.DataFrame, settings: dict, seed: int,
+    shard: int = 0, n_shards: int = 1, threads: int | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """label, source, term_id, term_name, n_pos, n_neg, auroc, auprc of shard `shard` of the
+    labels (every n_shards-th), by K-fold cross-validation over the training genes."""
+    from gexnet.analysis import logreg
+
+    genes, vectors = read_embedding(embedding)
+    train = training_genes(genes, settings["train_biotypes"])
+    matrix, _ = label_matrix(
+        labels, genes[train], settings["min_genes"], settings["max_genes"], settings["sources"]
+    )
+    chosen = np.arange(shard, len(matrix.labels), n_shards)
+    positive, valid = matrix.positive[:, chosen], matrix.valid[:, chosen]
+    folds = logreg.fold_of(int(train.sum()), settings["folds"], seed)
+    scores = logreg.cross_validate(
+        vectors[train], positive, valid, folds, C=settings["C"], tol=settings["tol"],
+        progress=True, threads=threads,
+    )  # fmt: skip
+    table = matrix.labels.iloc[chosen].reset_index(drop=True)
+    table["auroc"], table["auprc"] = fold_mean_metrics(scores, positive, valid, folds)
+    return table
+
+
+def fold_mean_metrics(scores, positive, valid, folds) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and AUPRC per label, the mean over the folds whose test genes hold a positive and
+    a negative (scikit-learn's cross_val_score convention). Pooling the out-of-fold scores
+    instead would compare scores of different fold models, whose intercepts differ with the
+    positives each fold left out: that biases labels without signal below 0.5."""
+    from gexnet.analysis import logreg
+
+    per_fold = []
+    for f in np.unique(folds):
+        in_fold = valid & (folds == f)[:, None]
+        per_fold.append((logreg.auroc(scores, positive, in_fold),
+                         logreg.auprc(scores, positive, in_fold)))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every fold NaN: NaN, no warning
+        auroc = np.nanmean(np.stack([a for a, _ in per_fold]), axis=0)
+        auprc = np.nanmean(np.stack([b for _, b in per_fold]), axis=0)
+    return auroc, auprc
+
+
+def shared_auroc(metrics: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per label source (sorted), the AUROC of the labels every embedding has and scored
+    (labels × embeddings); a source without such labels maps to an empty table."""
+    for name, m in metrics.items():
+        missing = {"label", "source", "auroc"} - set(m.columns)
+        if missing:
+            raise GexnetError(f"metrics of {name} lack columns {sorted(missing)}")
+        if m["label"].duplicated().any():
+            raise GexnetError(f"metrics of {name} repeat labels (shards gathered twice?)")
+    auroc = pd.DataFrame({name: m.set_index("label")["auroc"] for name, m in metrics.items()})
+    source = pd.concat([m.set_index("label")["source"] for m in metrics.values()])
+    source = source[~source.index.duplicated()]
+    scored = auroc.dropna()  # a label missing from (or unscored by) any embedding is not shared
+    shared = {s: scored.loc[sorted(set(scored.index) & set(labels))]
+              for s, labels in source.groupby(source).groups.items()}  # fmt: skip
+    if not any(len(t) for t in shared.values()):
+        raise GexnetError("the embeddings share no scored label: nothing to compare")
+    return dict(sorted(shared.items()))
+
+
+def comparison(metrics: dict[str, pd.DataFrame], reference: str) -> pd.DataFrame:
+    """Per label source and embedding, over the labels of that source every embedding has:
+    mean and median AUROC, the share of labels it wins against `reference` (ties half), and
+    the paired Wilcoxon test against it."""
+    from scipy.stats import wilcoxon
+
+    if reference not in metrics:
+        raise GexnetError(f"reference {reference} is not among the embeddings {list(metrics)}")
+    rows = []
+    for source, auroc in shared_auroc(metrics).items():
+        for name in metrics:
+            row = {"source": source, "embedding": name, "labels": len(auroc),
+                   "mean_auroc": auroc[name].mean(), "median_auroc": auroc[name].median()}  # fmt: skip
+            if name != reference:
+                diff = auroc[name] - auroc[reference]
+                row["share_won_vs_" + reference] = ((diff > 0) + 0.5 * (diff == 0)).mean()
+                if (diff != 0).any():
+                    p = wilcoxon(auroc[name], auroc[reference]).pvalue
+                else:  # identical on every label (or no label): no evidence either way
+                    p = 1.0 if len(diff) else np.nan
+                row["wilcoxon_p_vs_" + reference] = p
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_auroc(metrics: dict[str, pd.DataFrame], reference: str, path: str | Path) -> None:
+    """One panel per label source: the AUROC of its shared labels, embeddings side by side
+    (the reference in blue), chance at 0.5."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    shared = shared_auroc(metrics)
+    names = list(metrics)
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(
+        len(shared), 1, sharex=True, squeeze=False,
+        figsize=(max(4.0, 0.65 * len(names) + 1.5), 1.8 * len(shared) + 1.0),
+    )  # fmt: skip
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for ax, (source, auroc) in zip(axes[:, 0], shared.items(), strict=True):
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--", zorder=0)
+        if len(auroc):
+            boxes = ax.boxplot([auroc[n].to_numpy() for n in names], positions=x, widths=0.6,
+                               showfliers=False, patch_artist=True,
+                               medianprops={"color": "black"})  # fmt: skip
+            for name, box in zip(names, boxes["boxes"], strict=True):
+                box.set_facecolor("#56B4E9" if name == reference else "#DDDDDD")
+            if len(auroc) <= 60:  # few labels: every one drawn, a box alone would hide them
+                for i, name in enumerate(names):
+                    jitter = rng.uniform(-0.15, 0.15, len(auroc))
+                    ax.plot(i + jitter, auroc[name], ".", color="#333333", ms=3)
+        else:
+            ax.text(0.5, 0.5, "no label shared by all embeddings", transform=ax.transAxes,
+                    ha="center", va="center", color="grey")  # fmt: skip
+        ax.set_title(f"{source} ({len(auroc)} labels)", loc="left", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("AUROC")
+    bottom = axes[-1, 0]
+    bottom.set_xticks(x, names, rotation=30, ha="right")
+    bottom.set_xlim(-0.6, len(names) - 0.4)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+
+
+# --- lncRNA transfer ---------------------------------------------------------------------------
+
+
+def transfer(
+    embedding: str | Path, labels: pd.DataFrame, settings: dict, top: int = 10,
+    threads: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Fit every label on all its labelled training genes; predict every lncRNA of the embedding.
+
+    Returns the predictions (label, gene_id, probability, percentile: the lncRNA's rank within the
+    label, 100 = most likely; sorted by label) and each lncRNA's `top` labels by percentile.
+    """
+    from gexnet.analysis import logreg
+
+    genes, vectors = read_embedding(embedding)
+    train = training_genes(genes, settings["train_biotypes"])
+    lncrna = genes["biotype"].eq("lncRNA").to_numpy()
+    target = lncrna & ~train
+    if not target.any():  # e.g. an experiment trained on a coding-only vocabulary
+        why = (
+            "the lncRNAs are among classifiers.train_biotypes"
+            if lncrna.any()
+            else "the experiment's vocabulary has no lncRNA"
+        )
+        raise GexnetError(f"{embedding}: no lncRNA to transfer the labels to: {why}")
+    matrix, _ = label_matrix(
+        labels, genes[train], settings["min_genes"], settings["max_genes"], settings["sources"]
+    )
+    w, b = logreg.fit(
+        vectors[train],
+        matrix.positive,
+        matrix.valid,
+        C=settings["C"],
+        tol=settings["tol"],
+        progress=True,
+        threads=threads,
+    )
+    logits = vectors[target] @ w + b  # lncRNAs × labels
+    probability = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    # percentile within each label: 100 · (1 − (rank − 1) / (n − 1)), equal scores in gene order
+    n = probability.shape[0]
+    rank = np.empty(logits.shape, np.int64)
+    np.put_along_axis(rank, np.argsort(-logits, axis=0, kind="stable"), np.arange(n)[:, None], 0)
+    percentile = (100.0 * (1 - rank / max(n - 1, 1))).astype(np.float32)
+    lnc = genes.loc[target, "gene_id"].to_numpy()
+    predictions = pd.DataFrame(
+        {"label": pd.Categorical(np.repeat(matrix.labels["label"].to_numpy(), n),
+                                 categories=matrix.labels["label"]),
+         "gene_id": pd.Categorical(np.tile(lnc, len(matrix.labels)), categories=lnc),
+         "probability": probability.T.ravel(), "percentile": percentile.T.ravel()}
+    )  # fmt: skip
+    best = np.argsort(-percentile, axis=1, kind="stable")[:, :top]
+    top_table = pd.DataFrame(
+        {"gene_id": np.repeat(lnc, best.shape[1]),
+         "symbol": np.repeat(genes.loc[target, "symbol"].to_numpy(), best.shape[1]),
+         "rank": np.tile(np.arange(1, best.shape[1] + 1), n),
+         "label": matrix.labels["label"].to_numpy()[best].ravel(),
+         "term_name": matrix.labels["term_name"].to_numpy()[best].ravel(),
+         "percentile": np.take_along_axis(percentile, best, axis=1).ravel(),
+         "probability": np.take_along_axis(probability, best, axis=1).ravel()}
+    )  # fmt: skip
+    return predictions, top_table
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def read_labels(
+    paths: list[Path], programs: Path | None, species: str = "human", orthologs: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The labels tables at `paths` and the planted programs (truth table) on the genes of
+    `species`, and for mouse the count of label genes left out for want of a 1:1 ortholog."""
+    if species == "mouse" and not orthologs:
+        raise GexnetError("--species mouse needs --orthologs")
+    if species == "human" and orthologs:
+        raise GexnetError("--orthologs is for --species mouse only")
+    tables = []
+    for path in paths:
+        table = pd.read_parquet(path)
+        missing = set(LABEL_COLUMNS) - set(table.columns)
+        if missing:
+            raise GexnetError(f"{path}: labels table lacks columns {sorted(missing)}")
+        tables.append(table[LABEL_COLUMNS])
+    left_out = None
+    if tables and species == "mouse":
+        mapped, left_out = mouse_labels(
+            pd.concat(tables, ignore_index=True), read_orthologs(orthologs)
+        )
+        tables = [mapped]
+    if programs:
+        truth = pd.read_parquet(programs)
+        missing = {"species", "gene_id", "program"} - set(truth.columns)
+        if missing:
+            raise GexnetError(f"{programs}: programs table lacks columns {sorted(missing)}")
+        planted = planted_labels(truth, species)
+        if planted.empty:
+            raise GexnetError(f"{programs}: no {species} gene is in a program")
+        tables.append(planted)
+    if not tables:
+        raise GexnetError("no labels: give --labels and/or --programs")
+    return pd.concat(tables, ignore_index=True), left_out
+
+
+def add_arguments(parser) -> None:
+    import json
+
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = sub.add_parser("baseline", help="a baseline embedding: shuffled, random, coexpression")
+    b.add_argument("kind", choices=BASELINES)
+    b.add_argument("--reference", type=Path, required=True, help="a trained embedding (Parquet)")
+    b.add_argument("--corpus", type=Path, help="corpus directory (coexpression)")
+    b.add_argument("--seed", type=int, default=8)
+    b.add_argument("--block-values", type=int, default=50_000_000,
+                   help="streaming budget (coexpression): samples × genes read per block")  # fmt: skip
+    b.add_argument("--out", type=Path, required=True)
+    for name, text in (("metrics", "cross-validated metrics of one shard of the labels"),
+                       ("counts", "labels kept and dropped, by source"),
+                       ("transfer", "fit on the training genes, predict the lncRNAs")):  # fmt: skip
+        s = sub.add_parser(name, help=text)
+        s.add_argument("embedding", type=Path)
+        s.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
+        s.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
+        s.add_argument("--settings", type=json.loads, required=True, help="JSON: classifiers")
+        s.add_argument("--species", choices=SPECIES, default="human", help="the embedding's")
+        s.add_argument("--orthologs", type=Path, help="orthologs table (required for mouse)")
+        if name == "metrics":
+            s.add_argument("--seed", type=int, default=8, help="of the gene folds")
+            s.add_argument("--shard", type=int, default=0)
+            s.add_argument("--shards", type=int, default=1)
+        if name in ("metrics", "transfer"):
+            s.add_argument("--threads", type=int, help="cores to use (default: all allowed)")
+        if name in ("metrics", "counts"):
+            s.add_argument("--out", type=Path, required=True)
+        else:
+            s.add_argument("--predictions", type=Path, required=True)
+            s.add_argument("--top", type=Path, required=True)
+    g = sub.add_parser("gather", help="an embedding's shards into one metrics table")
+    g.add_argument("shards", type=Path, nargs="+")
+    g.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("compare", help="embeddings side by side: a table and a figure")
+    c.add_argument("--metrics", nargs="+", required=True, help="NAME=metrics.parquet ...")
+    c.add_argument("--reference", required=True, help="embedding the others are compared to")
+    c.add_argument("--table", type=Path, required=True)
+    c.add_argument("--figure", type=Path, required=True)
+
+
+def run(args) -> None:
+    if args.action == "baseline":
+        if args.kind == "coexpression":
+            if not args.corpus:
+                raise GexnetError("classify baseline coexpression needs --corpus")
+            dims = read_embedding(args.reference)[1].shape[1]
+            table = coexpression_embedding(args.corpus, dims, args.seed, args.block_values)
+        else:
+            make = shuffled_embedding if args.kind == "shuffled" else random_embedding
+            table = make(args.reference, args.seed)
+        write_table(table, args.out)
+    elif args.action in ("metrics", "counts", "transfer"):
+        labels, left_out = read_labels(args.labels, args.programs, args.species, args.orthologs)
+        if left_out is not None:
+            print(left_out.to_string(index=False))
+        if args.action == "metrics":
+            table = cross_validated_metrics(args.embedding, labels, args.settings, args.seed,
+                                            args.shard, args.shards, args.threads)  # fmt: skip
+            write_table(table, args.out)
+        elif args.action == "counts":
+            genes, _ = read_embedding(args.embedding)
+            train = training_genes(genes, args.settings["train_biotypes"])
+            s = args.settings
+            _, counts = label_matrix(labels, genes[train], s["min_genes"], s["max_genes"],
+                                     s["sources"])  # fmt: skip
+            if left_out is not None:  # each source's ortholog count first in its block
+                left_out = left_out[left_out["source"].isin(counts["source"])]
+                counts = pd.concat([left_out, counts]).sort_values("source", kind="stable")
+            write_table(counts.reset_index(drop=True), args.out)
+        else:
+            predictions, top = transfer(args.embedding, labels, args.settings,
+                                        threads=args.threads)  # fmt: skip
+            write_table(predictions, args.predictions)
+            write_table(top, args.top)
+    elif args.action == "gather":
+        parts = [pd.read_parquet(p) for p in args.shards]
+        write_table(pd.concat(parts).sort_values("label", ignore_index=True), args.out)
+    else:
+        metrics = {}
+        for item in args.metrics:
+            name, _, path = item.partition("=")
+            metrics[name] = pd.read_parquet(path)
+        write_table(comparison(metrics, args.reference), args.table)
+        plot_auroc(metrics, args.reference, args.figure)

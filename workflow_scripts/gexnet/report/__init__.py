@@ -1,0 +1,1 @@
+"""Figures from the stages' summary tables, for the Snakemake report."""

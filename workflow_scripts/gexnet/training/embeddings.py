@@ -1,0 +1,38 @@
+"""Export a trained gene language model's gene embeddings: its token-embedding rows, special
+tokens left out, as the embedding tables of `gexnet.formats.embeddings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from gexnet.formats.corpus import FIRST_GENE_TOKEN
+from gexnet.formats.embeddings import embedding_table, write_word2vec
+from gexnet.formats.io import write_table
+from gexnet.training.lm import load_model
+
+
+def gene_embeddings(model_dir: str | Path) -> pd.DataFrame:
+    """gene_id, symbol, biotype, dim_1..dim_d of a training output directory."""
+    model, description = load_model(model_dir)
+    vocabulary = pd.read_csv(
+        Path(model_dir) / description["vocabulary"], sep="\t", keep_default_na=False
+    )
+    genes = vocabulary.iloc[FIRST_GENE_TOKEN:].reset_index(drop=True)
+    vectors = model.gene_embeddings().numpy()
+    if len(genes) != len(vectors):
+        raise ValueError(f"{model_dir}: {len(vectors)} embeddings for {len(genes)} genes")
+    return embedding_table(genes[["gene_id", "symbol", "biotype"]], vectors)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", type=Path, help="a training output directory (model.json)")
+    parser.add_argument("--parquet", type=Path, required=True)
+    parser.add_argument("--word2vec", type=Path, required=True)
+
+
+def run(args) -> None:
+    table = gene_embeddings(args.model)
+    write_table(table, args.parquet)
+    write_word2vec(table, args.word2vec)
