@@ -1,4 +1,4 @@
-"""Benchmark of gene-label classifiers: `gexnet.logreg` against a per-label scikit-learn loop.
+"""Benchmark of gene-label classifiers: `gexnet.analysis.logreg` against a per-label scikit-learn loop.
 
 What is measured, on one generated data set with planted signal:
 
@@ -42,7 +42,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from gexnet import logreg
+from gexnet.analysis import logreg
 
 TOL = 1e-3  # the engine's default, what the workflow runs (classifiers.tol)
 # Largest AUROC difference from scikit-learn run to tol=1e-8; 5e-4 measured at full size.
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_auc = sklearn_auroc(X, Y, valid, folds, args.C, ref, tol=1e-8, max_iter=10_000)
 
     print(f"{'':<28}{'labels timed':>14}{'seconds':>10}{'all labels (s)':>16}")
-    print(f"{'gexnet.logreg':<28}{args.labels:>14}{engine_s:>10.1f}{engine_s:>16.1f}")
+    print(f"{'gexnet.analysis.logreg':<28}{args.labels:>14}{engine_s:>10.1f}{engine_s:>16.1f}")
     print(f"{'  cross_validate + auroc':<28}{'':>14}{cv_s:>10.1f} + {engine_s - cv_s:.1f}")
     print(f"{'scikit-learn loop':<28}{len(labels):>14}{sk_s:>10.1f}{sk_all:>16.0f}")
     hvp = logreg._Solver(args.C, TOL, 1).hvp_dtype  # what cross_validate used

@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gexnet import binning, config, tokens
-from gexnet.io import write_table
+from gexnet import config
+from gexnet.corpus import binning, tokens
+from gexnet.formats.io import write_table
 
 ARCHS4_GENES, ARCHS4_SAMPLES = 67_000, 720_000  # ARCHS4 human, gene level
 SHAPE = 2.0  # gamma shape of the gamma-Poisson (negative binomial dispersion 0.5)
@@ -319,7 +320,7 @@ def write_compendium(
     """A generated compendium whose middle tenth of samples is one failing study: a contiguous
     run of single-cell samples (ARCHS4 files are ordered by series), which QC removes. Returns
     that run."""
-    from gexnet.archs4 import Archs4Writer
+    from gexnet.formats.archs4 import Archs4Writer
 
     failing = slice(int(0.45 * n_samples), int(0.45 * n_samples) + n_samples // 10)
     with Archs4Writer(path, "gene", n_genes, n_samples) as w:
@@ -345,7 +346,7 @@ def write_compendium(
 def write_tsv(compendium: Path, counts_path: Path, sheet_path: Path, block: int) -> None:
     """The compendium as a bring-your-own text table (gene ID, then one column per sample) and
     its sample sheet, written by blocks of gene rows."""
-    from gexnet.archs4 import Archs4File
+    from gexnet.formats.archs4 import Archs4File
 
     with Archs4File(compendium) as f, open(counts_path, "w") as out:
         genes = f.features()["ensembl_gene"].tolist()
@@ -402,8 +403,8 @@ def child(argv: list[str]) -> None:
     """
     largest = [0]
     if argv[0] == "--child-normalize":
-        from gexnet import normalize
-        from gexnet.archs4 import Archs4File
+        from gexnet.corpus import normalize
+        from gexnet.formats.archs4 import Archs4File
 
         read = Archs4File.read
 
@@ -416,7 +417,7 @@ def child(argv: list[str]) -> None:
         compendium, qc_table, outdir, block = argv[2:6]
         normalize.normalize(compendium, qc_table, outdir, settings(), int(block), seed=0)
     elif argv[0] == "--child-byo":
-        from gexnet import byo
+        from gexnet.sources import byo
 
         blocks = byo.TsvMatrix.blocks
 
@@ -437,9 +438,9 @@ def child(argv: list[str]) -> None:
 def memory(args: argparse.Namespace, cfg: dict) -> dict:
     """Peak RSS of (a) normalize with QC removing one contiguous tenth of the samples and (b) byo
     on a text table of the same counts, each at N and 2N samples."""
-    from gexnet import annotation
-    from gexnet.archs4 import Archs4File
-    from gexnet.qc import sample_qc
+    from gexnet.corpus.qc import sample_qc
+    from gexnet.formats.archs4 import Archs4File
+    from gexnet.sources import genome
 
     n_genes, n, block = args.mem_genes, args.mem_samples, args.mem_block_values
     print(
@@ -449,7 +450,7 @@ def memory(args: argparse.Namespace, cfg: dict) -> dict:
     )
     # Generated libraries are smaller than real ones: QC thresholds that keep them.
     thresholds = dict(cfg["qc"], min_total_counts=10_000, min_detected_genes=n_genes // 10)
-    genes = sorted(annotation.genes("human")["gene_id"])[:n_genes]  # real IDs: byo maps them
+    genes = sorted(genome.genes("human")["gene_id"])[:n_genes]  # real IDs: byo maps them
     result: dict[str, dict[str, float]] = {"normalize": {}, "byo": {}}
     with tempfile.TemporaryDirectory(prefix="gexnet-bench-") as tmp:
         tmp = Path(tmp)

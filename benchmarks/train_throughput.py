@@ -52,9 +52,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gexnet.model import IGNORE, GeneLM, ModelConfig
-from gexnet.tokens import CLS, FIRST_GENE_TOKEN, PAD
-from gexnet.train import datasheet_peak
+from gexnet.formats.corpus import CLS, FIRST_GENE_TOKEN, PAD
+from gexnet.models.gene_lm import IGNORE, GeneLM, ModelConfig
+from gexnet.training.lm import datasheet_peak
 
 N_TOKENS = 20_000 + FIRST_GENE_TOKEN  # about the paper's vocabulary: 20,000 genes + specials
 
@@ -166,7 +166,7 @@ def describe_device(args: argparse.Namespace) -> str:
 
 
 def make_batches(args: argparse.Namespace, n: int) -> list[dict[str, torch.Tensor]]:
-    """n batches of random gene lists, the same for every implementation, as `gexnet.lmdata`
+    """n batches of random gene lists, the same for every implementation, as `gexnet.training.data`
     makes them for the gpt objective: genes, then <pad> over the last --padding share of the
     context; input <cls> + that shifted by one, target the next gene (none at <pad>)."""
     generator = torch.Generator().manual_seed(args.seed)

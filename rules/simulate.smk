@@ -1,8 +1,10 @@
 # The bundled demo compendium: ARCHS4-layout files with real gene identities and planted truth.
+from gexnet.formats.demo import demo_files
+
 # Its folder is named by the settings it is generated from (gexnet.layout), so runs with other
 # settings never overwrite each other's compendium.
 DEMO_DIR = str(layout.source_dir(config, "demo"))
-DEMO_FILES = {name: str(path) for name, path in layout.demo_files(DEMO_DIR, SPECIES).items()}
+DEMO_FILES = {name: str(path) for name, path in demo_files(DEMO_DIR, SPECIES).items()}
 
 
 rule simulate_compendium:
