@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet.errors import GexnetError
-from gexnet.formats.corpus import FIRST_GENE_TOKEN
+from gexnet.formats.corpus import Corpus
 from gexnet.formats.embeddings import embedding_table, read_embedding
 from gexnet.formats.io import atomic_path, write_table
 from gexnet.formats.tables import LABEL_COLUMNS, SPECIES
@@ -175,14 +175,8 @@ def coexpression_embedding(
     over blocks of samples of at most `block_values` values (samples × genes): besides one
     block, memory holds a few genes × (dims + 10) arrays; the correlation matrix (genes²) is
     never formed."""
-    from gexnet.formats.matrixfile import open_array
-
-    corpus = Path(corpus)
-    dense = open_array(corpus / "corpus.json", "dense")
-    reference = pd.read_parquet(corpus / "reference.parquet")
-    vocabulary = pd.read_csv(corpus / "vocabulary.tsv", sep="\t", keep_default_na=False)
-    genes = vocabulary.iloc[FIRST_GENE_TOKEN:][["gene_id", "symbol", "biotype"]]
-    genes = genes.reset_index(drop=True)
+    reader = Corpus(corpus)
+    dense, reference, genes = reader.array("dense"), reader.reference(), reader.genes
     mean = reference["mean"].to_numpy(np.float64)
     std = reference["std"].to_numpy(np.float64)
     scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)  # constant genes: zero

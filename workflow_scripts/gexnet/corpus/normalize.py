@@ -316,9 +316,8 @@ def bin_new_samples(
     token sequences built as for the corpus. Writes bins.bin (samples × vocabulary genes),
     tokens_binning.bin, levels_binning.bin, samples.parquet and corpus.json into `outdir`.
     """
-    corpus, outdir = Path(corpus), Path(outdir)
-    header = json.loads((corpus / "corpus.json").read_text())
-    reference = pd.read_parquet(corpus / "reference.parquet")
+    reader, outdir = corpus_format.Corpus(corpus), Path(outdir)
+    header, reference = reader.header, reader.reference()
     bins, scale_to, context = header["bins"], header["scale_to"], header["context"]
     n_genes = len(reference)
     with atomic_dir(outdir) as work:
@@ -372,8 +371,8 @@ def bin_new_samples(
                         "shape": [n_samples, context],
                     },
                 },
-                "reference": str(corpus),
-                "vocabulary": str(corpus / "vocabulary.tsv"),
+                "reference": str(reader.directory),
+                "vocabulary": str(reader.directory / "vocabulary.tsv"),
                 "genes_missing_from_input": int((~present).sum()),
                 "context": context,
                 "bins": bins,
