@@ -54,7 +54,7 @@ from torch.nn import functional as F
 
 from gexnet.formats.corpus import CLS, FIRST_GENE_TOKEN, PAD
 from gexnet.models.gene_lm import IGNORE, GeneLM, ModelConfig
-from gexnet.training.lm import datasheet_peak
+from gexnet.training.trainer import datasheet_peak
 
 N_TOKENS = 20_000 + FIRST_GENE_TOKEN  # about the paper's vocabulary: 20,000 genes + specials
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from gexnet.formats.io import write_table
 from gexnet.models.gene_lm import IGNORE
 from gexnet.training import data as lmdata
 from gexnet.training import embeddings as export
+from gexnet.training import trainer
 
 from ..conftest import REPO
 
@@ -95,21 +95,6 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 # --- batches ---------------------------------------------------------------------------------
-
-
-def test_steps_cover_an_epoch_once_and_split_by_rank(corpus):
-    c = Corpus(corpus).sequences("binning")
-    g = 8
-    steps = lmdata.steps_per_epoch(c.n_train, g)
-    rows = np.concatenate([lmdata.step_rows(c.n_train, g, 1, 0, s) for s in range(steps)])
-    assert len(np.unique(rows)) == len(rows) == steps * g and rows.max() < c.n_train
-    step = lmdata.step_rows(c.n_train, g, 1, 0, 0)
-    for world, accum in ((1, 2), (2, 1), (2, 2)):
-        parts = [lmdata.micro_batches(step, r, world, accum) for r in range(world)]
-        assert sorted(np.concatenate([m for part in parts for m in part]).tolist()) == sorted(
-            step.tolist()
-        )
-    assert not np.array_equal(step, lmdata.step_rows(c.n_train, g, 1, 1, 0)), "new epoch order"
 
 
 def test_gpt_batch_predicts_every_gene(corpus):
@@ -195,8 +180,8 @@ def gpt_step_work(corpus: Path, step: int, biotype: str, global_batch=8, seed=3)
     c = Corpus(corpus).sequences("binning")
     vocabulary = pd.read_csv(corpus / "vocabulary.tsv", sep="\t", keep_default_na=False)
     kept = vocabulary.loc[vocabulary["biotype"] == biotype, "token_id"].to_numpy()
-    per_epoch = lmdata.steps_per_epoch(c.n_train, global_batch)
-    rows = lmdata.step_rows(c.n_train, global_batch, seed, *divmod(step, per_epoch))
+    per_epoch = trainer.steps_per_epoch(c.n_train, global_batch)
+    rows = trainer.step_rows(c.n_train, global_batch, seed, *divmod(step, per_epoch))
     genes = np.isin(np.asarray(c.tokens[rows]), kept).sum(axis=1)
     n_tokens = 3 + len(kept)  # <pad>, <cls>, <mask> and the genes kept
     t, h, f, layers = c.context, MODEL["hidden"], MODEL["ffn"], MODEL["layers"]
@@ -207,15 +192,6 @@ def gpt_step_work(corpus: Path, step: int, biotype: str, global_batch=8, seed=3)
     flops = 6 * body * real + 6 * n_tokens * h * targets + attention
     assert real < len(rows) * t, "the test's samples hold padding"
     return {"tokens": real, "targets": targets, "flops": flops}
-
-
-def test_step_metrics_count_real_tokens_and_mfu_against_the_peak():
-    from gexnet.training.lm import step_metrics
-
-    work = {"tokens": 3_000, "targets": 2_900, "flops": 7 * 10**12}
-    row = step_metrics(work, seconds=2.0, peak=5e12)
-    assert row == {"seconds": 2.0, **work, "tokens_per_s": 1_500.0, "mfu": 0.7}
-    assert math.isnan(step_metrics(work, seconds=2.0, peak=None)["mfu"])
 
 
 def initial_weights(corpus, seed, biotypes=None):
@@ -232,7 +208,7 @@ def test_killed_run_resumes_to_identical_weights(corpus, tmp_path):
     settings = train_settings(epochs=20, checkpoint_every=5)
     experiment = dict(GPT, objective="bert_genes")
     run_train(corpus, tmp_path / "full", tmp_path / "ck_full", experiment, settings=settings)
-    per_epoch = lmdata.steps_per_epoch(Corpus(corpus).n_train, 8)
+    per_epoch = trainer.steps_per_epoch(Corpus(corpus).n_train, 8)
     total = 20 * per_epoch
     assert total > 100
     proc = run_train(corpus, tmp_path / "cut", tmp_path / "ck_cut", experiment, settings=settings,
@@ -322,7 +298,7 @@ def test_a_rebuilt_corpus_refuses_the_checkpoint(small_compendium, corpus, tmp_p
     saved = sorted(ck.glob("step-*.pt"))[-1]
     # the same corpus resumes, wherever it lies
     moved = Path(shutil.copytree(corpus, tmp_path / "corpus"))
-    with caplog.at_level(logging.INFO, logger="gexnet.training.lm"):
+    with caplog.at_level(logging.INFO, logger="gexnet.training.trainer"):
         train(moved, GPT, MODEL, settings, 3, out, ck)
     assert f"resumed from {saved} (step 2)" in caplog.text
     # rebuilt in place with another Binning-By-Gene: the same sizes, another corpus

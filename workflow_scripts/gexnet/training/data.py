@@ -1,17 +1,12 @@
-"""Batches for the gene language models from a token corpus (`gexnet.formats.corpus`).
+"""The gene language models' data source: batches of a token corpus (`gexnet.formats.corpus`)
+for the trainer, which chooses the rows of every step (`gexnet.training.trainer`).
 
-Everything random is a function of (seed, epoch, sample row), never of the process layout:
-- an epoch's order is a permutation of the training rows drawn from (seed, epoch);
-- optimizer step s takes the next `global_batch` rows of it; the step's rows are split into
-  world × accumulation micro-batches, micro-batch m of rank r holding slice m · world + r;
-- a sample's BERT mask comes from (seed, epoch, row).
-So one process and many, with the same global batch, see the same samples with the same masks at
-every step, and a resumed run continues exactly where the interrupted one stopped.
+GPT: <cls> then the gene list shifted by one, every real gene a target. BERT: 15% of a sample's
+genes (or levels) chosen, 80% masked, 10% replaced at random, 10% kept; the choice comes from
+(seed, epoch, row), never from the batch or the process layout.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import torch
@@ -20,31 +15,20 @@ from gexnet.errors import GexnetError
 from gexnet.formats.corpus import CLS, FIRST_GENE_TOKEN, MASK, PAD, TokenSequences
 from gexnet.models.gene_lm import IGNORE
 
-VALIDATION_EPOCH = 2**31 - 1  # the masks of validation samples: the same every epoch
 
+class GeneLMData:
+    """A corpus's token sequences as the trainer's data source: the batch of `objective` for any
+    rows and epoch (BERT masks drawn from (seed, epoch, row))."""
 
-def steps_per_epoch(n_train: int, global_batch: int) -> int:
-    return n_train // global_batch  # the last partial batch of an epoch is left out
+    def __init__(self, sequences: TokenSequences, objective: str, seed: int,
+                 mask_fraction: float = 0.15) -> None:  # fmt: skip
+        self.sequences, self.objective = sequences, objective
+        self.seed, self.mask_fraction = seed, mask_fraction
+        self.n_train, self.n_samples = sequences.n_train, sequences.n_samples
 
-
-def step_rows(n_train: int, global_batch: int, seed: int, epoch: int, step: int) -> np.ndarray:
-    """The training rows of optimizer step `step` of `epoch` (all ranks, all micro-batches)."""
-    order = _epoch_order(n_train, seed, epoch)
-    return order[step * global_batch : (step + 1) * global_batch]
-
-
-@functools.lru_cache(maxsize=1)
-def _epoch_order(n_train: int, seed: int, epoch: int) -> np.ndarray:
-    """The epoch's shuffle, made once per epoch rather than at every step (read-only)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n_train)
-    order.flags.writeable = False
-    return order
-
-
-def micro_batches(rows: np.ndarray, rank: int, world: int, accum: int) -> list[np.ndarray]:
-    """This rank's micro-batches of a step: slice m · world + rank for m = 0..accum − 1."""
-    parts = np.array_split(rows, world * accum)
-    return [parts[m * world + rank] for m in range(accum)]
+    def batch(self, rows: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        return make_batch(self.sequences, self.objective, rows, self.seed, epoch,
+                          self.mask_fraction)  # fmt: skip
 
 
 def make_batch(
