@@ -16,7 +16,7 @@ shell.prefix(
 )
 
 from gexnet import layout  # noqa: E402
-from gexnet.config import ConfigError, resolve  # noqa: E402
+from gexnet.config import ConfigError, experiment_settings, resolve  # noqa: E402
 
 # The run's config, resolved again from what Snakemake was given: the --configfile files (else
 # config/config.yaml, as the Snakefile says), the schema's defaults, then --config on top (its
@@ -195,7 +195,9 @@ if config["annotations"]["go_gaf"] and config["annotations"]["go_sqlite"]:
 # --- gene language models ------------------------------------------------------------------
 
 EXPERIMENTS = config["experiments"]
-for name, settings in EXPERIMENTS.items():
+# Each experiment's own gene_lm and train sections: the run's, with its overrides on top.
+EXPERIMENT_SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
+for name, settings in EXPERIMENT_SETTINGS.items():
     if settings["species"] not in SPECIES:
         raise WorkflowError(
             f"experiments.{name}.species: {settings['species']} is not among species {SPECIES}"
@@ -203,67 +205,85 @@ for name, settings in EXPERIMENTS.items():
 
 
 def experiment(wildcards):
-    """The config of one gene language model experiment."""
-    return EXPERIMENTS[wildcards.experiment]
+    """The config of one gene language model experiment (its effective sections included)."""
+    return EXPERIMENT_SETTINGS[wildcards.experiment]
 
 
-def train_processes():
-    """(processes per node, nodes, launched by srun) of a training job, the launcher checked."""
-    t = config["train"]
+def train_processes(name):
+    """(processes per node, nodes, launched by srun) of experiment `name`'s training job, the
+    launcher checked."""
+    t = EXPERIMENT_SETTINGS[name]["train"]
     per_node = t["gpus"] or t["cpu_processes"]
     srun = t["launcher"] == "srun" or (t["launcher"] == "auto" and t["nodes"] > 1)
     if srun and per_node * t["nodes"] < 2:
         raise WorkflowError(
-            "train.launcher: srun starts one Slurm task per process, and this job has one "
-            "(train.gpus or train.cpu_processes, times train.nodes); use torchrun"
+            f"experiments.{name}: train.launcher srun starts one Slurm task per process, and "
+            "this job has one (train.gpus or train.cpu_processes, times train.nodes); use torchrun"
         )
     if not srun and t["nodes"] > 1:
-        raise WorkflowError("train.launcher: torchrun runs on one node; train.nodes > 1 needs srun")
+        raise WorkflowError(
+            f"experiments.{name}: train.launcher torchrun runs on one node; train.nodes > 1 "
+            "needs srun"
+        )
     return per_node, t["nodes"], srun
 
 
-def train_launcher():
-    """How training starts: torchrun on one node (GPUs, or CPU processes with gloo), or one
-    srun task per process (rank and world size from Slurm's variables). srun's task layout is
-    spelled out: the jobstep plugin hides the allocation's SLURM_* settings from the job."""
-    per_node, nodes, srun = train_processes()
+for name in EXPERIMENTS:  # an impossible launch is an error at once, not when the job starts
+    train_processes(name)
+
+
+def train_launcher(wildcards):
+    """How a training job starts: torchrun on one node (GPUs, or CPU processes with gloo), or
+    one srun task per process (rank and world size from Slurm's variables). srun's task layout
+    is spelled out: the jobstep plugin hides the allocation's SLURM_* settings from the job."""
+    t = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
+    per_node, nodes, srun = train_processes(wildcards.experiment)
     if srun:
         # One task per GPU, each bound to its own (it sees it as device 0); on CPUs, the same
         # number of tasks on every node.
-        tasks = "--ntasks-per-gpu=1" if config["train"]["gpus"] else f"--ntasks-per-node={per_node}"
+        tasks = "--ntasks-per-gpu=1" if t["gpus"] else f"--ntasks-per-node={per_node}"
         return (
             f"srun --kill-on-bad-exit=1 --nodes={nodes} --ntasks={per_node * nodes} {tasks}"
-            f" --cpus-per-task={config['train']['cpus_per_process']} python"
+            f" --cpus-per-task={t['cpus_per_process']} python"
         )
     return f"python -m torch.distributed.run --standalone --nproc_per_node {per_node}"
 
 
-def train_threads():
+def train_threads(wildcards):
     """CPUs of a training job on one node (each process gets train.cpus_per_process)."""
-    return config["train"]["cpus_per_process"] * train_processes()[0]
+    t = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
+    return t["cpus_per_process"] * train_processes(wildcards.experiment)[0]
 
 
-def train_resources():
-    """Slurm resources of a training job: memory (scaled by attempt) and time, GPUs (the job's
-    total, one task per GPU), CPUs per task; for srun launches, nodes, tasks and `mpi`, which
-    makes the jobstep plugin run the shell as it is instead of inside `srun -n1`."""
-    t = config["train"]
-    per_node, nodes, srun = train_processes()
-    resources = {
-        "mem_mb": attempt_scaled(t["mem_mb"]),
-        # Not scaled: a job that runs out of time resumes from its checkpoint when retried.
-        "runtime": t["runtime_minutes"],
-    }
-    if t["gpus"]:
-        resources["gpu"] = per_node * nodes
-    if srun:
-        resources.update(mpi="srun", nodes=nodes, tasks=per_node * nodes)
-        if t["gpus"]:
-            resources["tasks_per_gpu"] = 1
-    # Set here, not left to the profile's default of 1: the plugin books cpus_per_task before
-    # cpus_per_gpu. One srun task per process, or one task holding all of torchrun's processes.
-    resources["cpus_per_task"] = t["cpus_per_process"] * (1 if srun else per_node)
-    return resources
+def train_resource(key):
+    """A Slurm resource of a training job, from its own experiment's train section (None: the
+    job has none of it). Memory grows with each retry; runtime does not: a job that runs out
+    of time resumes from its checkpoint when retried. GPUs are the job's total (one task per
+    GPU); srun launches carry nodes, tasks and `mpi`, which makes the jobstep plugin run the
+    shell as it is instead of inside `srun -n1`. cpus_per_task is set here, not left to a
+    profile's default: the plugin books it before cpus_per_gpu."""
+
+    def value(wildcards, attempt):
+        t = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
+        per_node, nodes, srun = train_processes(wildcards.experiment)
+        values = {
+            "mem_mb": t["mem_mb"] * attempt,
+            "runtime": t["runtime_minutes"],
+            "gpu": per_node * nodes if t["gpus"] else None,
+            "mpi": "srun" if srun else None,
+            "nodes": nodes if srun else None,
+            "tasks": per_node * nodes if srun else None,
+            "tasks_per_gpu": 1 if srun and t["gpus"] else None,
+            # one srun task per process, or one task holding all of torchrun's processes
+            "cpus_per_task": t["cpus_per_process"] * (1 if srun else per_node),
+        }
+        return values[key]
+
+    return value
+
+
+TRAIN_RESOURCES = ("mem_mb", "runtime", "gpu", "mpi", "nodes", "tasks", "tasks_per_gpu",
+                   "cpus_per_task")  # fmt: skip
 
 
 # --- classifiers and lncRNA transfer -------------------------------------------------------

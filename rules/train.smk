@@ -27,14 +27,16 @@ rule train_gene_lm:
         benchmarks("train_{experiment}")
     conda:
         "../envs/gexnet.yaml"
-    threads: train_threads()
+    threads: train_threads
     resources:
-        **train_resources(),
+        **{key: train_resource(key) for key in TRAIN_RESOURCES},
     params:
-        launcher=train_launcher(),
-        experiment=lambda wildcards: as_json(experiment(wildcards)),
-        model=as_json(config["model"]),
-        train=as_json(config["train"]),
+        launcher=train_launcher,
+        experiment=lambda wildcards: as_json(
+            {k: v for k, v in experiment(wildcards).items() if k not in ("gene_lm", "train")}
+        ),
+        model=lambda wildcards: as_json(experiment(wildcards)["gene_lm"]),
+        train=lambda wildcards: as_json(experiment(wildcards)["train"]),
         seed=config["seed"],
         checkpoints=lambda wildcards: results(f"checkpoints/{wildcards.experiment}"),
     shell:

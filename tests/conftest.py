@@ -46,7 +46,7 @@ MINIATURE = {
     },
     "qc": {"min_detected_genes": 300},
     "tokens": {"context": 32},
-    "model": {"hidden": 16, "layers": 1, "heads": 2, "ffn": 32},
+    "gene_lm": {"hidden": 16, "layers": 1, "heads": 2, "ffn": 32},
     "train": {
         "gpus": 0,
         "epochs": 1,

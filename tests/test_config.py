@@ -27,7 +27,7 @@ def test_demo_and_paper_configs_are_valid():
     assert demo["run"] == "demo" and demo["source"] == "demo"
     paper = config.load(REPO / "config" / "paper.yaml")
     assert paper["source"] == "archs4" and paper["archs4"]["version"] == "2.2"
-    assert (paper["model"]["hidden"], paper["model"]["layers"], paper["model"]["heads"]) == (
+    assert (paper["gene_lm"]["hidden"], paper["gene_lm"]["layers"], paper["gene_lm"]["heads"]) == (
         200,
         6,
         4,
@@ -136,7 +136,7 @@ def test_paper_config_runs_as_check_config_shows_it(workflow_copy):
     for name, settings in paper.items():
         assert used["experiments"][name]["biotypes"] == settings.get("biotypes"), name
     assert (used["classifiers"]["shards"], used["classifiers"]["threads"]) == (8, 4)
-    assert used["tokens"]["context"] == 2048 and used["model"]["hidden"] == 200
+    assert used["tokens"]["context"] == 2048 and used["gene_lm"]["hidden"] == 200
     assert used["simulate"] == config.validate({})["simulate"]  # the schema's, not the demo's
 
 

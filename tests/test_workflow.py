@@ -144,6 +144,45 @@ def test_multi_node_training_plan_through_slurm_profile(user_config, tmp_path, w
     assert f"{launch} python -m gexnet train" in out
 
 
+def test_experiments_book_their_own_resources(user_config, tmp_path, workflow_copy):
+    """Each training job's GPUs, nodes, launcher and model come from its own experiment: two
+    experiments of different train.gpus get different sbatch requests."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(user_config.parent)}
+    assert run([PY, "-m", "gexnet", "install-profile"], workflow_copy, env=env).returncode == 0
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump({"experiments": {
+        "one_gpu": {"objective": "gpt", "normalization": "binning", "train": {"gpus": 1}},
+        "two_nodes": {"objective": "bert_genes", "normalization": "zscore",
+                      "train": {"gpus": 4, "nodes": 2}, "gene_lm": {"layers": 12}},
+    }}))  # fmt: skip
+    targets = [f"results/paper/models/{n}/model.safetensors" for n in ("one_gpu", "two_nodes")]
+    cmd = [PY, "-m", "snakemake", *targets, "-n", "-p", "--profile", "slurm-a100",
+           "--configfile", "config/paper.yaml", str(tmp_path / "two.yaml")]  # fmt: skip
+    proc = run(cmd, workflow_copy, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    jobs = re.findall(r"rule train_gene_lm:.*?wildcards: experiment=(\w+).*?resources: ([^\n]+)"
+                      r".*?Shell command: ([^\n]+)", out, flags=re.S)  # fmt: skip
+    booked = {name: (set(res.split(", ")), shell) for name, res, shell in jobs}
+    assert set(booked) == {"one_gpu", "two_nodes"}
+    one, one_shell = booked["one_gpu"]
+    two, two_shell = booked["two_nodes"]
+    assert {"gpu=1", "cpus_per_task=8"} <= one and not {r for r in one if r.startswith("mpi")}
+    assert {"gpu=8", "mpi=srun", "nodes=2", "tasks=8", "tasks_per_gpu=1"} <= two
+    assert "torch.distributed.run --standalone --nproc_per_node 1" in one_shell
+    assert two_shell.startswith("srun --kill-on-bad-exit=1 --nodes=2 --ntasks=8")
+    assert '"layers": 12' in two_shell and '"layers": 6' in one_shell  # the paper's 6 elsewhere
+
+
+def test_an_experiments_override_is_checked_by_the_schema(tmp_path, workflow_copy):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"experiments": {
+        "x": {"objective": "gpt", "normalization": "binning", "train": {"gpu": 2}},
+    }}))  # fmt: skip
+    cmd = [PY, "-m", "snakemake", "-n", "--configfile", str(tmp_path / "bad.yaml")]
+    proc = run(cmd, workflow_copy)
+    assert proc.returncode != 0
+    assert "unknown config key 'experiments.x.train.gpu'" in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize(
     "train, error",
     [

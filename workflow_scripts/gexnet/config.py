@@ -62,7 +62,36 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def schema(schema_path: str | os.PathLike = SCHEMA) -> dict:
-    return yaml.safe_load(Path(schema_path).read_text())
+    """The schema, with each `x-overrides: <section>` object given that section's keys (the same
+    types and checks, no defaults: an override holds only what it changes)."""
+    rules = yaml.safe_load(Path(schema_path).read_text())
+
+    def expand(node):
+        if isinstance(node, dict):
+            if "x-overrides" in node:
+                section = rules["properties"][node.pop("x-overrides")]
+                node["additionalProperties"] = False
+                node["properties"] = {
+                    k: {key: v for key, v in sub.items() if key != "default"}
+                    for k, sub in section["properties"].items()
+                }
+            for value in node.values():
+                expand(value)
+        elif isinstance(node, list):
+            for value in node:
+                expand(value)
+
+    expand(rules)
+    return rules
+
+
+def experiment_settings(config: dict, name: str) -> dict:
+    """Experiment `name` with its effective `gene_lm` and `train` sections: the run's, with the
+    experiment's own keys on top."""
+    experiment = dict(config["experiments"][name])
+    for section in ("gene_lm", "train"):
+        experiment[section] = {**config[section], **experiment.get(section, {})}
+    return experiment
 
 
 def typed_overrides(overrides: dict, schema: dict) -> dict:
