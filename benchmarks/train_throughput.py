@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -121,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peak-tflops", type=float, help="peak FLOP/s of the device, for the MFU")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tsv", type=Path, help="also write the table here (TSV, unformatted)")
     args = p.parse_args(argv)
     preset_name = "quick" if args.quick else "paper" if args.paper else "default"
     for key, value in PRESETS[preset_name].items():
@@ -388,6 +390,9 @@ def report(
             f"{spread:.0%}", f"{mfu:.1%}" if peak else "n/a",
             memory, f"{best['gexnet'] / tps:.2f}",
         ))  # fmt: skip
+    if args.tsv:
+        lines = ["\t".join(row) for row in [header, *rows]]
+        args.tsv.write_text("\n".join(lines) + "\n")
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header))]
     print()
     for row in [header, *rows]:  # first column left-aligned, numbers right-aligned

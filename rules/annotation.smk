@@ -34,11 +34,15 @@ rule download_label_source:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        download=DOWNLOAD_OPTIONS,
+        **DOWNLOAD_RESOURCES,
     params:
         url=lambda wildcards, output: shlex.quote(LABEL_URLS[output[0]]),
     shell:
-        "python -m gexnet download --url {params.url} --out {output} {resources.download} > {log} 2>&1"
+        "python -m gexnet download --url {params.url} --out {output}"
+        " --config download.retries={resources.download_retries}"
+        " --config download.backoff_seconds={resources.download_backoff}"
+        " --config download.timeout_seconds={resources.download_timeout}"
+        " > {log} 2>&1"
 
 
 rule annotation_labels:

@@ -20,14 +20,14 @@ rule embedding_baseline:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        block_values=config["block_values"],
+        **BLOCK_RESOURCES,
         mem_mb=attempt_scaled(4000),
     params:
-        seed=config["seed"],
+        config=job_config("seed"),
     shell:
         "python -m gexnet classify baseline {wildcards.baseline} --reference {input.reference}"
-        " --corpus {input.corpus} --seed {params.seed} --block-values {resources.block_values}"
-        " --out {output} > {log} 2>&1"
+        " --corpus {input.corpus} --out {output} --config {params.config}"
+        " --config block_values={resources.block_values} > {log} 2>&1"
 
 
 rule classifier_shard:
@@ -45,13 +45,11 @@ rule classifier_shard:
         runtime=attempt_scaled(120),
     params:
         labels=lambda wildcards, input: classifier_label_args(wildcards.embedding, input),
-        settings=as_json(config["classifiers"]),
-        shards=config["classifiers"]["shards"],
-        seed=config["seed"],
+        config=job_config("seed", "classifiers"),
     shell:
         "python -m gexnet classify metrics {input.embedding} {params.labels}"
-        " --settings {params.settings} --seed {params.seed} --shard {wildcards.shard}"
-        " --shards {params.shards} --threads {threads} --out {output} > {log} 2>&1"
+        " --config {params.config} --shard {wildcards.shard} --threads {threads}"
+        " --out {output} > {log} 2>&1"
 
 
 rule classifier_metrics:
@@ -88,10 +86,10 @@ rule classifier_label_counts:
         "../envs/gexnet.yaml"
     params:
         labels=lambda wildcards, input: classifier_label_args(COUNTED[wildcards.species], input),
-        settings=as_json(config["classifiers"]),
+        config=job_config("classifiers"),
     shell:
         "python -m gexnet classify counts {input.embedding} {params.labels}"
-        " --settings {params.settings} --out {output} > {log} 2>&1"
+        " --config {params.config} --out {output} > {log} 2>&1"
 
 
 rule classifier_comparison:
@@ -120,7 +118,7 @@ rule classifier_comparison:
         ),
         reference=REFERENCE_EXPERIMENT,
     shell:
-        "python -m gexnet classify compare --metrics {params.metrics}"
+        "python -m gexnet classify compare {params.metrics}"
         " --reference {params.reference} --table {output.table} --figure {output.figure}"
         " > {log} 2>&1"
 
@@ -142,8 +140,8 @@ rule lncrna_transfer:
         mem_mb=attempt_scaled(16000),
     params:
         labels=lambda wildcards, input: classifier_label_args(wildcards.transfer_experiment, input),
-        settings=as_json(config["classifiers"]),
+        config=job_config("classifiers"),
     shell:
         "python -m gexnet classify transfer {input.embedding} {params.labels}"
-        " --settings {params.settings} --threads {threads}"
+        " --config {params.config} --threads {threads}"
         " --predictions {output.predictions} --top {output.top} > {log} 2>&1"

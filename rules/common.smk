@@ -57,6 +57,12 @@ def as_json(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
+def job_config(*sections, **values):
+    """What a job reads of the run's config, as its `--config` argument (inline JSON): a param,
+    so that the job reruns when those settings change, and only then."""
+    return as_json({**{key: config[key] for key in sections}, **values})
+
+
 def attempt_scaled(base):
     """A resource that grows with each retry (memory in MB, runtime in minutes)."""
     return lambda wildcards, attempt: base * attempt
@@ -88,10 +94,14 @@ def compendium(species, level="gene"):
 # resource, not a param: Snakemake redoes a job whose params change, and shared outputs (the
 # compendia, downloads) would be redone, under every run that reads them, for another run's
 # retry count.
-DOWNLOAD_OPTIONS = (
-    f"--retries {config['download']['retries']} --backoff {config['download']['backoff_seconds']}"
-    f" --timeout {config['download']['timeout_seconds']}"
-)
+# A rule books these and passes them on as `--config KEY=VALUE` in its shell command.
+# Snakemake rounds a float resource: the seconds travel as text.
+BLOCK_RESOURCES = {"block_values": config["block_values"]}
+DOWNLOAD_RESOURCES = {
+    "download_retries": config["download"]["retries"],
+    "download_backoff": str(config["download"]["backoff_seconds"]),
+    "download_timeout": str(config["download"]["timeout_seconds"]),
+}
 
 
 def check_single_species_source():
@@ -247,6 +257,25 @@ def train_launcher(wildcards):
             f" --cpus-per-task={t['cpus_per_process']} python"
         )
     return f"python -m torch.distributed.run --standalone --nproc_per_node {per_node}"
+
+
+# What a training job books but never reads: left out of its config, so that booking more
+# memory or time does not redo a finished model.
+BOOKING_KEYS = ("mem_mb", "runtime_minutes")
+
+
+def train_job_config(wildcards):
+    """A training job's `--config`: the seed, the run's gene_lm and train sections, and its
+    experiment with its own overrides."""
+    name = wildcards.experiment
+
+    def unbooked(train):
+        return {k: v for k, v in train.items() if k not in BOOKING_KEYS}
+
+    entry = dict(config["experiments"][name])
+    if "train" in entry:
+        entry["train"] = unbooked(entry["train"])
+    return job_config("seed", "gene_lm", train=unbooked(config["train"]), experiments={name: entry})
 
 
 def train_threads(wildcards):

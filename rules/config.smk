@@ -19,4 +19,4 @@ rule run_config:
         # braces in values are not taken for wildcards.
         config=lambda wildcards: shlex.quote(json.dumps(config)),
     shell:
-        "python -m gexnet check-config --settings {params.config} --out {output} > {log} 2>&1"
+        "python -m gexnet check-config {params.config} --out {output} > {log} 2>&1"

@@ -21,13 +21,13 @@ rule corpus:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        block_values=config["block_values"],
+        **BLOCK_RESOURCES,
         mem_mb=attempt_scaled(4000),
         runtime=attempt_scaled(240),
     params:
-        settings=as_json({key: config[key] for key in ("genes", "normalize", "tokens", "dense")}),
-        seed=config["seed"],
+        config=job_config("seed", "genes", "normalize", "tokens", "dense"),
     shell:
         "python -m gexnet normalize corpus {input.compendium} --qc {input.qc}"
-        " --settings {params.settings} --block-values {resources.block_values} --seed {params.seed}"
-        " --out {output.corpus} --summary {output.summary} > {log} 2>&1"
+        " --out {output.corpus} --summary {output.summary}"
+        " --config {params.config}"
+        " --config block_values={resources.block_values} > {log} 2>&1"

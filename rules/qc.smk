@@ -25,12 +25,13 @@ rule sample_qc:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        block_values=config["block_values"],
+        **BLOCK_RESOURCES,
         mem_mb=attempt_scaled(2000),
         runtime=attempt_scaled(60),
     params:
-        thresholds=as_json(config["qc"]),
+        config=job_config("qc"),
     shell:
-        "python -m gexnet qc {input} --thresholds {params.thresholds} --block-values {resources.block_values}"
-        " --samples {output.samples} --summary {output.summary} --figure {output.figure}"
-        " --title '{wildcards.species} sample QC' > {log} 2>&1"
+        "python -m gexnet qc {input} --samples {output.samples} --summary {output.summary}"
+        " --figure {output.figure} --title '{wildcards.species} sample QC'"
+        " --config {params.config}"
+        " --config block_values={resources.block_values} > {log} 2>&1"

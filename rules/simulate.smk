@@ -20,7 +20,7 @@ rule simulate_compendium:
         mem_mb=attempt_scaled(4000),
         runtime=attempt_scaled(30),
     params:
-        settings=as_json(layout.source_settings(config, "demo")),
+        config=as_json(layout.source_settings(config, "demo")),
         outdir=lambda wildcards, output: Path(output.settings).parent,
     shell:
-        "python -m gexnet simulate --settings {params.settings} --outdir {params.outdir} > {log} 2>&1"
+        "python -m gexnet simulate --config {params.config} --outdir {params.outdir} > {log} 2>&1"

@@ -13,7 +13,7 @@ rule download_archs4:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        download=DOWNLOAD_OPTIONS,
+        **DOWNLOAD_RESOURCES,
         mem_mb=attempt_scaled(1000),
         runtime=attempt_scaled(720),
     params:
@@ -29,7 +29,11 @@ rule download_archs4:
         local_key=lambda wildcards: f"archs4.local_files.{wildcards.species}_{wildcards.level}",
     shell:
         "python -m gexnet download {params.urls} {params.checksum} --validate archs4"
-        " {resources.download} --local-key {params.local_key} --out {output} > {log} 2>&1"
+        " --local-key {params.local_key} --out {output}"
+        " --config download.retries={resources.download_retries}"
+        " --config download.backoff_seconds={resources.download_backoff}"
+        " --config download.timeout_seconds={resources.download_timeout}"
+        " > {log} 2>&1"
 
 
 rule download_geo_series:
@@ -43,14 +47,20 @@ rule download_geo_series:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        download=DOWNLOAD_OPTIONS,
+        **DOWNLOAD_RESOURCES,
     params:
         counts_url=lambda wildcards: geo_url("counts_url", gse=wildcards.gse, build=wildcards.build),
         matrix_url=lambda wildcards: geo_url("series_matrix_url", gse=wildcards.gse),
     shell:
-        "(python -m gexnet download --url {params.counts_url} --out {output.counts} {resources.download}"
+        "(python -m gexnet download --url {params.counts_url} --out {output.counts}"
+        " --config download.retries={resources.download_retries}"
+        " --config download.backoff_seconds={resources.download_backoff}"
+        " --config download.timeout_seconds={resources.download_timeout}"
         " && python -m gexnet download --url {params.matrix_url} --out {output.matrix}"
-        " {resources.download}) > {log} 2>&1"
+        " --config download.retries={resources.download_retries}"
+        " --config download.backoff_seconds={resources.download_backoff}"
+        " --config download.timeout_seconds={resources.download_timeout}"
+        ") > {log} 2>&1"
 
 
 rule download_geo_annotation:
@@ -61,7 +71,7 @@ rule download_geo_annotation:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        download=DOWNLOAD_OPTIONS,
+        **DOWNLOAD_RESOURCES,
     params:
         url=lambda wildcards: geo_url(
             "annotation_url",
@@ -69,7 +79,11 @@ rule download_geo_annotation:
             build=wildcards.build,
         ),
     shell:
-        "python -m gexnet download --url {params.url} --out {output} {resources.download} > {log} 2>&1"
+        "python -m gexnet download --url {params.url} --out {output}"
+        " --config download.retries={resources.download_retries}"
+        " --config download.backoff_seconds={resources.download_backoff}"
+        " --config download.timeout_seconds={resources.download_timeout}"
+        " > {log} 2>&1"
 
 
 rule geo_compendium:
@@ -84,17 +98,17 @@ rule geo_compendium:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        block_values=config["block_values"],
+        **BLOCK_RESOURCES,
         mem_mb=attempt_scaled(4000),
     params:
         series=lambda wildcards: " ".join(
-            f"--series {gse}={counts}={matrix}"
+            shlex.quote(f"{gse}={counts}={matrix}")
             for gse, (counts, matrix) in geo_series_files(wildcards.species).items()
         ),
     shell:
-        "python -m gexnet geo {params.series} --annotation {input.annotation}"
-        " --species {wildcards.species} --block-values {resources.block_values}"
-        " --out {output.compendium} --report {output.report} > {log} 2>&1"
+        "python -m gexnet geo {input.annotation} {params.series} --species {wildcards.species}"
+        " --out {output.compendium} --report {output.report}"
+        " --config block_values={resources.block_values} > {log} 2>&1"
 
 
 rule byo_compendium:
@@ -109,9 +123,11 @@ rule byo_compendium:
     conda:
         "../envs/gexnet.yaml"
     resources:
-        block_values=config["block_values"],
+        **BLOCK_RESOURCES,
         mem_mb=attempt_scaled(4000),
+    params:
+        config=job_config("byo"),
     shell:
-        "python -m gexnet byo --counts {input.counts} --samples {input.samples}"
-        " --species {wildcards.species} --block-values {resources.block_values}"
-        " --out {output.compendium} --report {output.report} > {log} 2>&1"
+        "python -m gexnet byo {input.counts} {input.samples} --config {params.config}"
+        " --out {output.compendium} --report {output.report}"
+        " --config block_values={resources.block_values} > {log} 2>&1"

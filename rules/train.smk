@@ -32,18 +32,12 @@ rule train_gene_lm:
         **{key: train_resource(key) for key in TRAIN_RESOURCES},
     params:
         launcher=train_launcher,
-        experiment=lambda wildcards: as_json(
-            {k: v for k, v in experiment(wildcards).items() if k not in ("gene_lm", "train")}
-        ),
-        model=lambda wildcards: as_json(experiment(wildcards)["gene_lm"]),
-        train=lambda wildcards: as_json(experiment(wildcards)["train"]),
-        seed=config["seed"],
+        config=train_job_config,
         checkpoints=lambda wildcards: results(f"checkpoints/{wildcards.experiment}"),
     shell:
-        "{params.launcher} -m gexnet train --corpus {input.corpus}"
-        " --experiment {params.experiment} --model {params.model} --train {params.train}"
-        " --seed {params.seed} --threads {threads} --checkpoints {params.checkpoints}"
-        " --out $(dirname {output.weights}) > {log} 2>&1"
+        "{params.launcher} -m gexnet train {input.corpus} --config {params.config}"
+        " --experiment {wildcards.experiment} --threads {threads}"
+        " --checkpoints {params.checkpoints} --out $(dirname {output.weights}) > {log} 2>&1"
 
 
 rule gene_embeddings:

@@ -59,10 +59,32 @@ MINIATURE = {
 }
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--gpu", action="store_true",
+                     help="run the CUDA tests (marked gpu) and only those; "
+                     "benchmarks/gpu_check.sh does")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
     for item in items:
         if set(E2E_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+    # The CUDA tests run on a GPU machine, by choice (--gpu), never in CI: deselected, and
+    # counted in the summary, everywhere else.
+    gpu = config.getoption("--gpu")
+    left = [item for item in items if (item.get_closest_marker("gpu") is None) == gpu]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if item not in left]
+    config.gexnet_gpu_deselected = 0 if gpu else len(left)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if getattr(config, "gexnet_gpu_deselected", 0):
+        terminalreporter.write_line(
+            f"{config.gexnet_gpu_deselected} CUDA tests not run: they need a GPU "
+            "(bash benchmarks/gpu_check.sh)"
+        )
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None):

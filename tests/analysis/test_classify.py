@@ -3,15 +3,14 @@ label source and the lncRNA transfer."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from gexnet import cli as gexnet_cli
 from gexnet.analysis import classify
 from gexnet.corpus import normalize, qc
 from gexnet.errors import GexnetError
@@ -85,9 +84,7 @@ def test_planted_labels_from_the_truth_table():
 
 
 def cli(*argv):
-    parser = argparse.ArgumentParser()
-    classify.add_arguments(parser)
-    classify.run(parser.parse_args([str(a) for a in argv]))
+    assert gexnet_cli.main(["classify", *map(str, argv)]) == 0
 
 
 def mouse_fixture(tmp_path):
@@ -142,7 +139,7 @@ def test_mouse_counts_and_planted_labels_from_the_mouse_rows(tmp_path):
     mouse_fixture(tmp_path)
     settings = dict(SETTINGS, min_genes=2)
     cli("counts", tmp_path / "mouse.parquet", "--labels", tmp_path / "labels.parquet",
-        "--programs", tmp_path / "programs.parquet", "--settings", json.dumps(settings),
+        "--programs", tmp_path / "programs.parquet", "--config", json.dumps({"classifiers": settings}),
         "--species", "mouse", "--orthologs", tmp_path / "orthologs.parquet",
         "--out", tmp_path / "counts.tsv")  # fmt: skip
     counts = pd.read_csv(tmp_path / "counts.tsv", sep="\t").set_index(["source", "what"])["count"]
@@ -311,15 +308,6 @@ def test_comparison_keeps_a_source_without_shared_labels_and_checks_its_input():
         )
     with pytest.raises(GexnetError, match="share no scored label"):
         classify.comparison(dict(metrics, partial=metrics["partial"].iloc[:0]), "model")
-
-
-def test_auroc_figure_has_one_panel_per_source(tmp_path):
-    metrics, _, _ = source_metrics()
-    classify.plot_auroc(metrics, "model", tmp_path / "auroc.svg")
-    svg = (tmp_path / "auroc.svg").read_text()
-    assert svg.lstrip().startswith("<?xml")
-    assert sorted(set(re.findall(r'<g id="(axes_\d+)"', svg))) == ["axes_1", "axes_2"]
-    assert "<!-- H (20 labels) -->" in svg and "<!-- P (5 labels) -->" in svg
 
 
 def planted_embedding(tmp_path, n_coding=400, n_lnc=60, dims=12, programs=4, seed=0):

@@ -516,7 +516,7 @@ def test_cli_reports_a_malformed_file_in_one_line(tmp_path):
     bad = tmp_path / "human_gene_v2.2.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     proc = subprocess.run(
-        [sys.executable, "-m", "gexnet", "qc", str(bad), "--thresholds", "{}", "--samples",
+        [sys.executable, "-m", "gexnet", "qc", str(bad), "--samples",
          str(tmp_path / "s.parquet"), "--summary", str(tmp_path / "s.tsv"), "--figure",
          str(tmp_path / "f.svg")],
         capture_output=True, text=True,

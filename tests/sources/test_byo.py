@@ -3,7 +3,6 @@ layout, with real human gene identities and simulated counts."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gexnet import cli
 from gexnet.formats.archs4 import Archs4File
 from gexnet.sources import byo
 
@@ -475,21 +475,12 @@ def test_all_empty_gene_ids(tmp_path) -> None:
 
 
 def test_cli(tmp_path) -> None:
+    """`gexnet byo COUNTS SAMPLES` with the species from the config and a block budget."""
     fx = write_byo_fixture(tmp_path / "in", "h5ad_sparse", "entrez")
-    parser = argparse.ArgumentParser()
-    byo.add_arguments(parser)
     out, report = tmp_path / "byo.h5", tmp_path / "byo.json"
-    args = parser.parse_args(
-        [
-            f"--counts={fx['counts']}",
-            f"--samples={fx['samples']}",
-            "--species=human",
-            f"--out={out}",
-            f"--report={report}",
-            "--block-values=500",
-        ]
-    )
-    assert args.block_values == 500
-    byo.run(args)
+    argv = ["byo", str(fx["counts"]), str(fx["samples"]), "--out", str(out),
+            "--report", str(report), "--config", '{"byo": {"species": "human"}}',
+            "--config", "block_values=1000"]  # fmt: skip
+    assert cli.main(argv) == 0
     check_round_trip(fx, out, json.loads(report.read_text()))
     assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]

@@ -419,7 +419,7 @@ def test_remote_file_changing_size_restarts(server, payload, tmp_path):
 
 def run_cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "gexnet.sources.download", *args],
+        [sys.executable, "-m", "gexnet", "download", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -429,7 +429,8 @@ def run_cli(*args: str, **kwargs) -> subprocess.Popen:
 
 def test_cli_error_is_one_line(tmp_path):
     url = closed_port_url()
-    proc = run_cli("--url", url, "--out", str(tmp_path / "f"), "--retries", "1", "--no-progress")
+    proc = run_cli("--url", url, "--out", str(tmp_path / "f"), "--config", "download.retries=1",
+                   "--no-progress")  # fmt: skip
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 2
     last = stderr.strip().splitlines()[-1]

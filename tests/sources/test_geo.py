@@ -6,7 +6,6 @@ their Entrez IDs and symbols) and simulated counts.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gexnet import cli
 from gexnet.errors import GexnetError
 from gexnet.formats.archs4 import Archs4File
 from gexnet.sources import byo, genome, geo
@@ -659,31 +659,22 @@ def test_ncbi_identity_for_genes_ensembl_100_lacks(fixture, tmp_path) -> None:
     assert features.loc["ENSG00000999999", "biotype"] == "pseudogene"
 
 
-def test_cli(fixture, tmp_path) -> None:
-    parser = argparse.ArgumentParser()
-    geo.add_arguments(parser)
+def test_cli(fixture, tmp_path, capsys) -> None:
+    """`gexnet geo ANNOTATION GSE=COUNTS=MATRIX...` as the rule calls it."""
     out, report = tmp_path / "geo.h5", tmp_path / "report" / "geo.json"
-    args = parser.parse_args(
-        [
-            *(f"--series={s['gse']}={s['counts']}={s['matrix']}" for s in fixture["series"]),
-            f"--annotation={fixture['annotation']}",
-            "--species=human",
-            f"--out={out}",
-            f"--report={report}",
-            "--block-values=100",
-        ]
-    )
-    assert args.block_values == 100
-    geo.run(args)
+    argv = ["geo", str(fixture["annotation"]),
+            *(f"{s['gse']}={s['counts']}={s['matrix']}" for s in fixture["series"]),
+            "--species", "human", "--out", str(out), "--report", str(report),
+            "--config", "block_values=1000"]  # fmt: skip
+    assert cli.main(argv) == 0
     written = json.loads(report.read_text())
     assert written["samples_per_series"] == fixture["samples_per_series"]
     assert written["duplicates"] == fixture["duplicates"]
     with Archs4File(out) as f:
         assert f.n_samples == sum(fixture["samples_per_series"].values())
     with pytest.raises(SystemExit):
-        parser.parse_args(
-            ["--series", "GSE1=only_counts", "--annotation=a", "--species=human", "--out=o"]
-        )
+        cli.main(["geo", "a", "GSE1=only_counts", "--species=human", "--out=o"])
+    assert "expected GSE=COUNTS=MATRIX" in capsys.readouterr().err
 
 
 def test_shared_mapper_resolves_multi_entrez_genes() -> None:

@@ -4,7 +4,6 @@ the outputs describe themselves."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -24,37 +23,18 @@ import torch
 from safetensors.torch import load_file
 
 from gexnet import config
-from gexnet.corpus import normalize, qc
 from gexnet.errors import GexnetError
 from gexnet.formats.corpus import CLS, MASK, PAD, Corpus
-from gexnet.formats.io import write_table
 from gexnet.models.gene_lm import IGNORE
 from gexnet.training import data as lmdata
 from gexnet.training import embeddings as export
 from gexnet.training import trainer
 
 from ..conftest import REPO
+from .conftest import build_corpus
 
 MODEL = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "dropout": 0.0}
 GPT = {"objective": "gpt", "normalization": "binning", "species": "human", "biotypes": None}
-
-
-def build_corpus(small_compendium, qc_table: Path, outdir: Path, **normalize_changes) -> Path:
-    """The small simulated human compendium's corpus, context 48."""
-    cfg, files = small_compendium
-    settings = copy.deepcopy({k: cfg[k] for k in ("genes", "normalize", "tokens", "dense")})
-    settings["tokens"]["context"] = 48
-    settings["normalize"].update(normalize_changes)
-    normalize.normalize(files["human_gene"], qc_table, outdir, settings, 10**8, 1)
-    return outdir
-
-
-@pytest.fixture(scope="module")
-def corpus(small_compendium, tmp_path_factory) -> Path:
-    cfg, files = small_compendium
-    base = tmp_path_factory.mktemp("lm")
-    write_table(qc.sample_qc(files["human_gene"], cfg["qc"], 10**8), base / "qc.parquet")
-    return build_corpus(small_compendium, base / "qc.parquet", base / "corpus")
 
 
 def train_settings(**changes) -> dict:
@@ -68,11 +48,11 @@ def train_settings(**changes) -> dict:
 def run_train(corpus, out, checkpoints, experiment=GPT, processes=1, settings=None, seed=3,
               wait=True):  # fmt: skip
     """`gexnet train` as the rule runs it: torchrun with `processes` CPU processes."""
+    run_config = {"seed": seed, "gene_lm": MODEL, "train": settings or train_settings(),
+                  "experiments": {"test": experiment}}  # fmt: skip
     args = [
-        "--corpus", str(corpus), "--experiment", json.dumps(experiment),
-        "--model", json.dumps(MODEL), "--train", json.dumps(settings or train_settings()),
-        "--seed", str(seed), "--threads", str(processes), "--out", str(out),
-        "--checkpoints", str(checkpoints),
+        str(corpus), "--config", json.dumps(run_config), "--experiment", "test",
+        "--threads", str(processes), "--out", str(out), "--checkpoints", str(checkpoints),
     ]  # fmt: skip
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 f"--nproc_per_node={processes}", "-m", "gexnet", "train"]  # fmt: skip

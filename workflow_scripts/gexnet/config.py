@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -153,18 +154,18 @@ def _errors(config: dict, rules: dict) -> list[jsonschema.ValidationError]:
 
 
 def resolve(
-    files: list[str | os.PathLike], overrides: dict | None = None,
+    files: list[str | os.PathLike | dict], overrides: dict | None = None,
     schema_path: str | os.PathLike = SCHEMA,
 ) -> dict:  # fmt: skip
-    """The config a run uses, in this order: the `files` (each deep-merged over the one before,
-    as Snakemake merges several --configfile), the schema's defaults for every key they leave
-    out, then `overrides` (`--config`, typed by the schema) deep-merged on top; validated. A
-    dictionary in the files replaces its default (`experiments: {}` means none), while an
-    override merges into what is there."""
+    """The config a run uses, in this order: the `files` (paths, or configs already read; each
+    deep-merged over the one before, as Snakemake merges several --configfile), the schema's
+    defaults for every key they leave out, then `overrides` (`--config`, typed by the schema)
+    deep-merged on top; validated. A dictionary in the files replaces its default
+    (`experiments: {}` means none), while an override merges into what is there."""
     rules = schema(schema_path)
     config: dict = {}
-    for path in files:
-        _merge(config, _read(path))
+    for item in files:
+        _merge(config, item if isinstance(item, dict) else _read(item))
     _errors(config, rules)  # fills the defaults; what is wrong is judged after the overrides
     _merge(config, typed_overrides(overrides or {}, rules))
     return validate(config, schema_path)
@@ -187,6 +188,45 @@ def _merge(config: dict, update: dict) -> None:
             _merge(config[key], value)
         else:
             config[key] = _copy(value)
+
+
+def argument(text: str) -> dict | Path:
+    """A config given whole: inline JSON (as the rules pass the run's sections) or the path of
+    a YAML/JSON file."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--config: not valid JSON: {e}") from e
+        if not isinstance(value, dict):
+            raise ConfigError(f"--config: expected a JSON object, got {text!r}")
+        return value
+    return Path(text)
+
+
+_SETTING = re.compile(r"([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)=(.*)", re.DOTALL)
+
+
+def from_arguments(texts: list[str], schema_path: str | os.PathLike = SCHEMA) -> dict:
+    """The config of a gexnet command from its `--config` arguments. Each is a whole config
+    (a file, or inline JSON), merged in order as several `--configfile` are, or one setting
+    KEY=VALUE with a dotted key (`block_values=1000`, `download.retries=3`), applied on top
+    and typed by the schema as `snakemake --config` values are; then the defaults; validated."""
+    files: list[dict | Path] = []
+    settings: dict = {}
+    for text in texts:
+        setting = _SETTING.fullmatch(text)
+        if setting is None:
+            files.append(argument(text))
+            continue
+        *parents, last = setting.group(1).split(".")
+        node = settings
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--config {text}: {key} is given a value and keys")
+        node[last] = setting.group(2)
+    return resolve(files, settings, schema_path)
 
 
 def load(path: str | os.PathLike, schema_path: str | os.PathLike = SCHEMA) -> dict:

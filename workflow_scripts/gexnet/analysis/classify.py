@@ -30,8 +30,7 @@ import pandas as pd
 from gexnet.errors import GexnetError
 from gexnet.formats.corpus import Corpus
 from gexnet.formats.embeddings import embedding_table, read_embedding
-from gexnet.formats.io import atomic_path, write_table
-from gexnet.formats.tables import LABEL_COLUMNS, SPECIES
+from gexnet.formats.tables import LABEL_COLUMNS
 
 PLANTED_SOURCE = "planted_programs"
 
@@ -302,49 +301,6 @@ def comparison(metrics: dict[str, pd.DataFrame], reference: str) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def plot_auroc(metrics: dict[str, pd.DataFrame], reference: str, path: str | Path) -> None:
-    """One panel per label source: the AUROC of its shared labels, embeddings side by side
-    (the reference in blue), chance at 0.5."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    shared = shared_auroc(metrics)
-    names = list(metrics)
-    x = np.arange(len(names))
-    fig, axes = plt.subplots(
-        len(shared), 1, sharex=True, squeeze=False,
-        figsize=(max(4.0, 0.65 * len(names) + 1.5), 1.8 * len(shared) + 1.0),
-    )  # fmt: skip
-    rng = np.random.default_rng(0)  # jitter of the dots only
-    for ax, (source, auroc) in zip(axes[:, 0], shared.items(), strict=True):
-        ax.axhline(0.5, color="grey", lw=0.8, ls="--", zorder=0)
-        if len(auroc):
-            boxes = ax.boxplot([auroc[n].to_numpy() for n in names], positions=x, widths=0.6,
-                               showfliers=False, patch_artist=True,
-                               medianprops={"color": "black"})  # fmt: skip
-            for name, box in zip(names, boxes["boxes"], strict=True):
-                box.set_facecolor("#56B4E9" if name == reference else "#DDDDDD")
-            if len(auroc) <= 60:  # few labels: every one drawn, a box alone would hide them
-                for i, name in enumerate(names):
-                    jitter = rng.uniform(-0.15, 0.15, len(auroc))
-                    ax.plot(i + jitter, auroc[name], ".", color="#333333", ms=3)
-        else:
-            ax.text(0.5, 0.5, "no label shared by all embeddings", transform=ax.transAxes,
-                    ha="center", va="center", color="grey")  # fmt: skip
-        ax.set_title(f"{source} ({len(auroc)} labels)", loc="left", fontsize=9)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("AUROC")
-    bottom = axes[-1, 0]
-    bottom.set_xticks(x, names, rotation=30, ha="right")
-    bottom.set_xlim(-0.6, len(names) - 0.4)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
-
-
 # --- lncRNA transfer ---------------------------------------------------------------------------
 
 
@@ -448,90 +404,17 @@ def read_labels(
     return pd.concat(tables, ignore_index=True), left_out
 
 
-def add_arguments(parser) -> None:
-    import json
-
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    b = sub.add_parser("baseline", help="a baseline embedding: shuffled, random, coexpression")
-    b.add_argument("kind", choices=BASELINES)
-    b.add_argument("--reference", type=Path, required=True, help="a trained embedding (Parquet)")
-    b.add_argument("--corpus", type=Path, help="corpus directory (coexpression)")
-    b.add_argument("--seed", type=int, default=8)
-    b.add_argument("--block-values", type=int, default=50_000_000,
-                   help="streaming budget (coexpression): samples × genes read per block")  # fmt: skip
-    b.add_argument("--out", type=Path, required=True)
-    for name, text in (("metrics", "cross-validated metrics of one shard of the labels"),
-                       ("counts", "labels kept and dropped, by source"),
-                       ("transfer", "fit on the training genes, predict the lncRNAs")):  # fmt: skip
-        s = sub.add_parser(name, help=text)
-        s.add_argument("embedding", type=Path)
-        s.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
-        s.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
-        s.add_argument("--settings", type=json.loads, required=True, help="JSON: classifiers")
-        s.add_argument("--species", choices=SPECIES, default="human", help="the embedding's")
-        s.add_argument("--orthologs", type=Path, help="orthologs table (required for mouse)")
-        if name == "metrics":
-            s.add_argument("--seed", type=int, default=8, help="of the gene folds")
-            s.add_argument("--shard", type=int, default=0)
-            s.add_argument("--shards", type=int, default=1)
-        if name in ("metrics", "transfer"):
-            s.add_argument("--threads", type=int, help="cores to use (default: all allowed)")
-        if name in ("metrics", "counts"):
-            s.add_argument("--out", type=Path, required=True)
-        else:
-            s.add_argument("--predictions", type=Path, required=True)
-            s.add_argument("--top", type=Path, required=True)
-    g = sub.add_parser("gather", help="an embedding's shards into one metrics table")
-    g.add_argument("shards", type=Path, nargs="+")
-    g.add_argument("--out", type=Path, required=True)
-    c = sub.add_parser("compare", help="embeddings side by side: a table and a figure")
-    c.add_argument("--metrics", nargs="+", required=True, help="NAME=metrics.parquet ...")
-    c.add_argument("--reference", required=True, help="embedding the others are compared to")
-    c.add_argument("--table", type=Path, required=True)
-    c.add_argument("--figure", type=Path, required=True)
-
-
-def run(args) -> None:
-    if args.action == "baseline":
-        if args.kind == "coexpression":
-            if not args.corpus:
-                raise GexnetError("classify baseline coexpression needs --corpus")
-            dims = read_embedding(args.reference)[1].shape[1]
-            table = coexpression_embedding(args.corpus, dims, args.seed, args.block_values)
-        else:
-            make = shuffled_embedding if args.kind == "shuffled" else random_embedding
-            table = make(args.reference, args.seed)
-        write_table(table, args.out)
-    elif args.action in ("metrics", "counts", "transfer"):
-        labels, left_out = read_labels(args.labels, args.programs, args.species, args.orthologs)
-        if left_out is not None:
-            print(left_out.to_string(index=False))
-        if args.action == "metrics":
-            table = cross_validated_metrics(args.embedding, labels, args.settings, args.seed,
-                                            args.shard, args.shards, args.threads)  # fmt: skip
-            write_table(table, args.out)
-        elif args.action == "counts":
-            genes, _ = read_embedding(args.embedding)
-            train = training_genes(genes, args.settings["train_biotypes"])
-            s = args.settings
-            _, counts = label_matrix(labels, genes[train], s["min_genes"], s["max_genes"],
-                                     s["sources"])  # fmt: skip
-            if left_out is not None:  # each source's ortholog count first in its block
-                left_out = left_out[left_out["source"].isin(counts["source"])]
-                counts = pd.concat([left_out, counts]).sort_values("source", kind="stable")
-            write_table(counts.reset_index(drop=True), args.out)
-        else:
-            predictions, top = transfer(args.embedding, labels, args.settings,
-                                        threads=args.threads)  # fmt: skip
-            write_table(predictions, args.predictions)
-            write_table(top, args.top)
-    elif args.action == "gather":
-        parts = [pd.read_parquet(p) for p in args.shards]
-        write_table(pd.concat(parts).sort_values("label", ignore_index=True), args.out)
-    else:
-        metrics = {}
-        for item in args.metrics:
-            name, _, path = item.partition("=")
-            metrics[name] = pd.read_parquet(path)
-        write_table(comparison(metrics, args.reference), args.table)
-        plot_auroc(metrics, args.reference, args.figure)
+def label_counts(
+    embedding: str | Path, labels: pd.DataFrame, settings: dict,
+    left_out: pd.DataFrame | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Per source, the labels kept and dropped on the embedding's training genes (source, what,
+    count); for mouse, each source's genes without a 1:1 ortholog (`left_out`) first."""
+    genes, _ = read_embedding(embedding)
+    train = training_genes(genes, settings["train_biotypes"])
+    _, counts = label_matrix(labels, genes[train], settings["min_genes"], settings["max_genes"],
+                             settings["sources"])  # fmt: skip
+    if left_out is not None:
+        left_out = left_out[left_out["source"].isin(counts["source"])]
+        counts = pd.concat([left_out, counts]).sort_values("source", kind="stable")
+    return counts.reset_index(drop=True)

@@ -1,3 +1,3 @@
-"""Annotation tables from packaged data or configured files: genes, human–mouse orthologs and
-gene-property labels (HPO, GO, gene-set libraries), keyed by Ensembl gene ID.
+"""Gene-property labels (HPO, GO, gene-set libraries) from packaged data or configured files,
+keyed by Ensembl gene ID; the gene and ortholog tables they map through come from sources.genome.
 """

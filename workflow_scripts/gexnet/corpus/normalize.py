@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -399,34 +398,3 @@ def summary(corpus: str | os.PathLike) -> pd.DataFrame:
     rows += [("samples", f"{s} ({samples.loc[samples['split'] == s, 'series_id'].nunique()} "
               "series)", int((samples["split"] == s).sum())) for s in ("train", "validation")]  # fmt: skip
     return pd.DataFrame(rows, columns=["what", "step", "count"])
-
-
-def add_arguments(parser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    n = sub.add_parser("corpus", help="normalize a compendium and build its token corpus")
-    n.add_argument("compendium", type=Path, help="ARCHS4-layout gene-level HDF5 file")
-    n.add_argument("--qc", type=Path, required=True, help="its sample QC table (gexnet qc)")
-    n.add_argument(
-        "--settings",
-        type=json.loads,
-        required=True,
-        help="JSON: the config's genes, normalize, tokens and dense sections",
-    )
-    n.add_argument("--block-values", type=int, default=50_000_000, help="streaming budget")
-    n.add_argument("--seed", type=int, default=8, help="seed of the train/validation split")
-    n.add_argument("--out", type=Path, required=True, help="output directory")
-    n.add_argument("--summary", type=Path, help="counts of genes and samples kept (TSV)")
-    b = sub.add_parser("bin-new-samples", help="bin new samples against a corpus's reference")
-    b.add_argument("compendium", type=Path, help="ARCHS4-layout file of the new samples")
-    b.add_argument("--corpus", type=Path, required=True, help="a corpus directory")
-    b.add_argument("--block-values", type=int, default=50_000_000)
-    b.add_argument("--out", type=Path, required=True, help="output directory")  # fmt: skip
-
-
-def run(args) -> None:
-    if args.action == "corpus":
-        normalize(args.compendium, args.qc, args.out, args.settings, args.block_values, args.seed)
-        if args.summary:
-            write_table(summary(args.out), args.summary)
-    else:
-        bin_new_samples(args.compendium, args.corpus, args.out, args.block_values)

@@ -27,7 +27,6 @@ used by `gexnet.sources.geo` too.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -629,28 +628,3 @@ def convert(
 
 
 # --- command line ------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `python -m gexnet byo`."""
-    parser.add_argument(
-        "--counts", type=Path, required=True, help="counts: TSV[.gz], Parquet or h5ad"
-    )
-    parser.add_argument(
-        "--samples", type=Path, required=True, help="sample sheet TSV (sample, series, ...)"
-    )
-    parser.add_argument("--species", choices=SPECIES, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
-    parser.add_argument("--report", type=Path, help="conversion report (JSON)")
-    parser.add_argument(
-        "--block-values",
-        type=int,
-        default=BLOCK_VALUES,
-        help="streaming budget: counts held per block (config block_values)",
-    )
-
-
-def run(args: argparse.Namespace) -> None:
-    report = convert(args.counts, args.samples, args.species, args.out, args.block_values)
-    if args.report is not None:
-        write_report(args.report, report)

@@ -13,7 +13,6 @@ bytes stay in the .part, where the next run checks them again without fetching t
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import logging
@@ -421,73 +420,3 @@ def _size(path: Path) -> int:
 
 def _of(received: int, total: int | None) -> str:
     return f"{received:,} of {total:,} bytes" if total is not None else f"{received:,} bytes"
-
-
-# --- command line --------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `gexnet download`."""
-    parser.add_argument(
-        "--url",
-        dest="urls",
-        action="append",
-        required=True,
-        help="address to download from; repeat for fallbacks, tried in order",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the file to write")
-    parser.add_argument("--checksum", help='expected "sha256:<hex>" or "md5:<hex>"')
-    parser.add_argument(
-        "--validate",
-        choices=sorted(VALIDATORS),
-        default="none",
-        help="content check before the file is accepted (archs4: opens as an ARCHS4 file)",
-    )
-    parser.add_argument("--retries", type=_positive_int, default=5, help="attempts per address")
-    parser.add_argument(
-        "--backoff", type=float, default=2.0, help="first wait in seconds; doubles each retry"
-    )
-    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
-    parser.add_argument("--local-key", help="config key that could name a local copy instead")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> None:
-    """Run `gexnet download` with parsed arguments."""
-    fetch(
-        args.urls,
-        args.out,
-        checksum=args.checksum,
-        validate=VALIDATORS[args.validate],
-        retries=args.retries,
-        backoff_seconds=args.backoff,
-        timeout_seconds=args.timeout,
-        local_key=args.local_key,
-        progress=not args.no_progress,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m gexnet.sources.download`: the same command outside the `gexnet` command line."""
-    parser = argparse.ArgumentParser(prog="python -m gexnet.sources.download", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        run(args)
-    except GexnetError as exc:
-        print(f"gexnet download: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,6 @@ Choices, each reported:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import os
@@ -34,7 +33,6 @@ import pandas as pd
 from gexnet.errors import GexnetError, first_line
 from gexnet.formats.archs4 import BLOCK_VALUES, Archs4Writer
 from gexnet.formats.io import is_gzip, open_text
-from gexnet.formats.tables import SPECIES
 from gexnet.sources import byo, genome
 
 log = logging.getLogger(__name__)
@@ -372,44 +370,3 @@ def _check_organism(meta: pd.DataFrame, species: str, gse: str, path: Path) -> N
             f"{path}: sample {meta['geo_accession'].iloc[k]} of {gse} is {wrong.iloc[0]!r}, "
             f"not {ORGANISM[species]}; list {gse} under its own species"
         )
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def _series_argument(text: str) -> dict:
-    gse, sep1, rest = text.partition("=")
-    counts, sep2, matrix = rest.partition("=")
-    if not (sep1 and sep2 and gse and counts and matrix):
-        raise argparse.ArgumentTypeError(f"expected GSE=COUNTS=MATRIX, got {text!r}")
-    return {"gse": gse, "counts": Path(counts), "matrix": Path(matrix)}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `python -m gexnet geo`."""
-    parser.add_argument(
-        "--series",
-        type=_series_argument,
-        action="append",
-        required=True,
-        metavar="GSE=COUNTS=MATRIX",
-        help="a series: accession, NCBI raw counts and series matrix (repeat for each series)",
-    )
-    parser.add_argument(
-        "--annotation", type=Path, required=True, help="NCBI gene annotation (.annot.tsv.gz)"
-    )
-    parser.add_argument("--species", choices=SPECIES, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="ARCHS4-layout HDF5 to write")
-    parser.add_argument("--report", type=Path, help="conversion report (JSON)")
-    parser.add_argument(
-        "--block-values",
-        type=int,
-        default=BLOCK_VALUES,
-        help="streaming budget: counts held per block (config block_values)",
-    )
-
-
-def run(args: argparse.Namespace) -> None:
-    report = convert(args.series, args.annotation, args.species, args.out, args.block_values)
-    if args.report is not None:
-        byo.write_report(args.report, report)

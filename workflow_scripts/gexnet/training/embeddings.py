@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from gexnet.formats.corpus import FIRST_GENE_TOKEN
-from gexnet.formats.embeddings import embedding_table, write_word2vec
-from gexnet.formats.io import write_table
+from gexnet.formats.embeddings import embedding_table
 from gexnet.training.lm import load_model
 
 
@@ -24,15 +23,3 @@ def gene_embeddings(model_dir: str | Path) -> pd.DataFrame:
     if len(genes) != len(vectors):
         raise ValueError(f"{model_dir}: {len(vectors)} embeddings for {len(genes)} genes")
     return embedding_table(genes[["gene_id", "symbol", "biotype"]], vectors)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("model", type=Path, help="a training output directory (model.json)")
-    parser.add_argument("--parquet", type=Path, required=True)
-    parser.add_argument("--word2vec", type=Path, required=True)
-
-
-def run(args) -> None:
-    table = gene_embeddings(args.model)
-    write_table(table, args.parquet)
-    write_word2vec(table, args.word2vec)

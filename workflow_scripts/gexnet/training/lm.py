@@ -85,25 +85,3 @@ def load_model(model_dir: str | Path) -> tuple[GeneLM, dict]:
     model = GeneLM(ModelConfig(**description["model"]))
     model.load_state_dict(load_file(str(model_dir / description["weights"])))
     return model.eval(), description
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--corpus", type=Path, required=True, help="a corpus directory")
-    parser.add_argument(
-        "--experiment", type=json.loads, required=True,
-        help='JSON: {"objective": gpt|bert_genes|bert_expr, "normalization": binning|zscore, '
-        '"biotypes": [...] or null}',
-    )  # fmt: skip
-    parser.add_argument("--model", type=json.loads, required=True, help="JSON: config's model")
-    parser.add_argument("--train", type=json.loads, required=True, help="JSON: config's train")
-    parser.add_argument("--seed", type=int, required=True, help="the config's seed")
-    parser.add_argument("--threads", type=int, help="CPU threads of the job (all processes)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (final model)")
-    parser.add_argument(
-        "--checkpoints", type=Path, required=True, help="checkpoint directory (kept across runs)"
-    )
-
-
-def run(args) -> None:
-    train(args.corpus, args.experiment, args.model, args.train, args.seed, args.out,
-          args.checkpoints, args.threads)  # fmt: skip

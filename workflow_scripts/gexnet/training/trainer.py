@@ -125,9 +125,9 @@ def processes(settings: dict, threads: int | None = None) -> Iterator[Processes]
         per_node = settings.get("gpus") or settings.get("cpu_processes") or 1
         torch.set_num_threads(max(1, threads // min(world, per_node)))
     if world > 1:
-        dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world
-        )
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, rank=rank, world_size=world)
+        log.info("process group: %s, %d processes", dist.get_backend(), world)
     try:
         yield Processes(rank, world, local_rank, launcher, device)
     finally:
@@ -277,6 +277,7 @@ def fit(
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if procs.cuda else contextlib.nullcontext()
     )
+    log.info("precision: %s", "bf16 autocast" if procs.cuda else "fp32")
     peak = _peak_flops(device, settings.get("peak_tflops"))
     peak = peak * world if peak else None  # the step runs on all processes' devices
     progress = _progress(rank, start, total_steps, job.name)
