@@ -4,18 +4,15 @@ elsewhere, never in CI."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 import torch
 
 from gexnet.formats.corpus import Corpus
 from gexnet.training import trainer
 
-from .test_lm import run_train, train_settings, weights
+from .test_lm import kill_after_first_checkpoint, run_train, train_settings, weights
 
 pytestmark = pytest.mark.gpu
 
@@ -64,15 +61,7 @@ def test_killed_cuda_run_resumes_from_its_checkpoint(corpus, tmp_path):
     total = 20 * trainer.steps_per_epoch(Corpus(corpus).n_train, 8)
     proc = run_train(corpus, tmp_path / "cut", tmp_path / "ck_cut", settings=settings, wait=False)
     ck = tmp_path / "ck_cut"
-    deadline = time.time() + 300
-    while not any(ck.glob("step-*.pt")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    for p in tree:
-        p.kill()
-    psutil.wait_procs(tree, timeout=30)
-    proc.wait()
-    saved = sorted(ck.glob("step-*.pt"))
+    saved = kill_after_first_checkpoint(proc, ck)
     assert saved, "no checkpoint before the kill"
     step = int(saved[-1].stem.split("-")[1])
     assert step < total and not (tmp_path / "cut" / "model.safetensors").exists()

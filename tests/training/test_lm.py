@@ -183,6 +183,20 @@ def initial_weights(corpus, seed, biotypes=None):
     return GeneLM(ModelConfig("gpt", c.n_tokens, c.context, **MODEL)).state_dict()
 
 
+def kill_after_first_checkpoint(proc: subprocess.Popen, checkpoints: Path) -> list[Path]:
+    """Kill torchrun and its worker (in a session of its own) once a checkpoint is written, as
+    when a node dies; the checkpoints there are then."""
+    deadline = time.time() + 300
+    while not any(checkpoints.glob("step-*.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in tree:
+        p.kill()
+    psutil.wait_procs(tree, timeout=30)
+    proc.wait()
+    return sorted(checkpoints.glob("step-*.pt"))
+
+
 def test_killed_run_resumes_to_identical_weights(corpus, tmp_path):
     # long enough (hundreds of steps) to be killed soon after its first checkpoints
     settings = train_settings(epochs=20, checkpoint_every=5)
@@ -194,16 +208,7 @@ def test_killed_run_resumes_to_identical_weights(corpus, tmp_path):
     proc = run_train(corpus, tmp_path / "cut", tmp_path / "ck_cut", experiment, settings=settings,
                      wait=False)  # fmt: skip
     ck = tmp_path / "ck_cut"
-    deadline = time.time() + 300
-    while not any(ck.glob("step-*.pt")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    # torchrun and its worker (in a session of its own), as when a node dies
-    tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    for p in tree:
-        p.kill()
-    psutil.wait_procs(tree, timeout=30)
-    proc.wait()
-    saved = sorted(ck.glob("step-*.pt"))
+    saved = kill_after_first_checkpoint(proc, ck)
     time.sleep(1)
     assert sorted(ck.glob("step-*.pt")) == saved, "training went on after the kill"
     assert saved, "a checkpoint was written before the kill"
