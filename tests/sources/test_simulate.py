@@ -13,6 +13,7 @@ import pytest
 
 from gexnet.errors import GexnetError
 from gexnet.formats.demo import DEMO_TRUTH_TABLES
+from gexnet.formats.fasta import read_cds
 from gexnet.sources import genome
 
 from ..conftest import demo_dir, generate, small_config
@@ -255,6 +256,8 @@ def test_deterministic_by_seed(tmp_path):
         assert a.shape != c.shape or (a != c).any()
     for name in DEMO_TRUTH_TABLES:
         pd.testing.assert_frame_equal(pd.read_parquet(first[name]), pd.read_parquet(second[name]))
+    for sp in ("human", "mouse"):
+        assert first[f"{sp}_cds"].read_bytes() == second[f"{sp}_cds"].read_bytes()
 
 
 def test_sizes_are_configurable(small_compendium):
@@ -263,6 +266,33 @@ def test_sizes_are_configurable(small_compendium):
         assert f["data/expression"].shape == (750, 260)
     with h5py.File(files["mouse_gene"], "r") as f:
         assert f["data/expression"].shape[1] == 200
+
+
+def test_coding_genes_have_cds_with_planted_identity(small_compendium):
+    _, files = small_compendium
+    programs = pd.read_parquet(files["programs"])
+    orth = pd.read_parquet(files["orthologs"])
+    cds = {}
+    for sp in ("human", "mouse"):
+        cds[sp] = read_cds(files[f"{sp}_cds"])
+        with h5py.File(files[f"{sp}_transcript"], "r") as f:
+            tx = pd.Series(
+                strings(f["meta/transcripts/ensembl_gene"]),
+                index=strings(f["meta/transcripts/ensembl_id"]),
+            )
+        coding = programs.query("species == @sp and biotype == 'protein_coding'")["gene_id"]
+        assert set(cds[sp]["gene_id"]) == set(coding), "every coding gene, nothing else"
+        assert (tx.loc[cds[sp]["transcript_id"]].to_numpy() == cds[sp]["gene_id"]).all()
+        per_gene = cds[sp]["gene_id"].value_counts()
+        assert set(per_gene) == {1, 2}
+        length = cds[sp]["sequence"].str.len()
+        assert length.between(30, 1600).all() and length.median() > 600
+    coding_pairs = orth["mouse_gene_id"].isin(cds["mouse"]["gene_id"])
+    coding_pairs &= orth["human_gene_id"].isin(cds["human"]["gene_id"])
+    planted = orth["planted_dna_identity"]
+    assert (planted.notna() == coding_pairs).all() and coding_pairs.sum() > 300
+    assert planted.dropna().between(0.55, 0.98).all() and planted.std() > 0.1
+    # (that the sequences follow the planted identity is tests/analysis/test_dna.py's check)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,9 @@ Expression is simulated from a latent program model, so every analysis has a kno
 - Case samples of a case/control series shift named regulators, and through them their programs.
 - Mouse genes are the one-to-one orthologs of the human genes (plus mouse lncRNAs): most keep
   their human gene's program, a planted set (diverged genes) moves to another program.
+- Coding genes get one or two CDS (the second an in-frame exon skip of the first), written as
+  Ensembl-style CDS FASTA files. A mouse CDS is its human ortholog's with substitutions and
+  codon indels at a planted per-pair rate, so each 1:1 coding pair has a planted DNA identity.
 - Planted samples fail exactly one QC rule each: low total counts, a high single-cell
   probability, or too few detected genes.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,7 @@ from gexnet import __version__
 from gexnet.errors import GexnetError
 from gexnet.formats.archs4 import Archs4Writer
 from gexnet.formats.demo import demo_files
+from gexnet.formats.fasta import write_cds
 from gexnet.formats.io import atomic_path, write_table
 from gexnet.sources import genome
 
@@ -62,6 +67,15 @@ TISSUES = (
 )
 INSTRUMENTS = ("Illumina HiSeq 2500", "Illumina NextSeq 500", "Illumina NovaSeq 6000")
 # Well-studied splicing factors (HGNC symbols); the first ones present are used.
+# Coding sequences: 300-1500 nt; planted human-mouse identities (real 1:1 pairs mostly lie in
+# 0.7-0.95); a tenth of the mutations are one-codon indels. Each gene's CDS are drawn from its
+# own stream (CDS_STREAM, species, gene number), apart from the expression streams, so adding
+# them changed no count, and a gene's CDS do not depend on which other genes are simulated.
+CDS_CODONS = (100, 501)
+PLANTED_IDENTITY = (0.55, 0.98)
+INDEL_SHARE = 0.1
+CDS_STREAM = 7
+BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
 SPLICING_FACTORS = (
     "SRSF1 SRSF2 SRSF3 PTBP1 RBFOX2 MBNL1 CELF1 QKI ESRP1 HNRNPA1 TRA2B SRSF5 SRSF6 SRSF7 "
     "HNRNPC HNRNPK U2AF2 SF1 NOVA1 ELAVL1 KHDRBS1 RBM4 TIA1 SRSF9 SRSF10"
@@ -93,6 +107,8 @@ def simulate(settings: dict, qc: dict, seed: int, species: list[str], outdir: st
     files = demo_files(outdir, species)
     for index, sp in enumerate(species):
         _write_species(designs[sp], settings, qc, seed, index, files)
+    for sp, table in _plan_cds(designs, seed).items():
+        write_cds(table, files[f"{sp}_cds"])
     for name, table in _truth_tables(designs).items():
         write_table(table, files[name])
     used = {"seed": seed, "species": list(species), "simulate": settings, "qc": qc}
@@ -204,6 +220,7 @@ def _mouse_genes(human: pd.DataFrame, settings: dict, rng: np.random.Generator) 
     orth = human.set_index("gene_id").loc[pairs["human_gene_id"]].reset_index()
     orth = orth.rename(columns={"gene_id": "human_gene_id", "symbol": "human_symbol"})
     orth["gene_id"] = pairs["mouse_gene_id"].to_numpy()
+    orth["human_biotype"] = orth["biotype"]
     orth["symbol"] = mouse_table.loc[orth["gene_id"], "symbol"].to_numpy()
     orth["biotype"] = mouse_table.loc[orth["gene_id"], "biotype"].to_numpy()
     orth = orth[orth["biotype"].isin(["protein_coding", "lncRNA"])].reset_index(drop=True)
@@ -557,6 +574,77 @@ def _sample_meta(species: str, samples: pd.DataFrame, aligned: np.ndarray) -> pd
 
 
 # ---------------------------------------------------------------------------------------------
+# Coding sequences
+
+
+def _plan_cds(designs: dict[str, SpeciesDesign], seed: int) -> dict[str, pd.DataFrame]:
+    """CDS tables (transcript_id, gene_id, symbol, sequence) of each species' coding genes, for
+    their first one or two transcripts; records each coding 1:1 pair's planted identity in the
+    mouse genes (planted_dna_identity, NaN for other genes)."""
+    tables = {}
+    for sp, design in designs.items():
+        genes = design.genes
+        tx = design.transcripts[design.transcripts["isoform"] < 2]
+        tx = tx.groupby("gene_id")["transcript_id"].apply(list)
+        identity = np.full(len(genes), np.nan)
+        rows = []
+        for row, gene in enumerate(genes.itertuples()):
+            if gene.biotype != "protein_coding":
+                continue
+            rng = _gene_rng(seed, sp, gene.gene_id)
+            if sp == "mouse" and getattr(gene, "human_biotype", None) == "protein_coding":
+                identity[row] = rng.uniform(*PLANTED_IDENTITY)
+                human = _random_cds(_gene_rng(seed, "human", gene.human_gene_id))
+                primary = _mutate(human, 1.0 - identity[row], rng)
+            else:
+                primary = _random_cds(rng)
+            for transcript, seq in zip(
+                tx[gene.gene_id], (primary, _exon_skip(primary, rng)), strict=False
+            ):
+                rows.append((transcript, gene.gene_id, gene.symbol, BASES[seq].tobytes().decode()))
+        if sp == "mouse":
+            genes["planted_dna_identity"] = identity
+        tables[sp] = pd.DataFrame(rows, columns=["transcript_id", "gene_id", "symbol", "sequence"])
+    return tables
+
+
+def _gene_rng(seed: int, species: str, gene_id: str) -> np.random.Generator:
+    number = int(re.sub(r"\D", "", gene_id))
+    return np.random.default_rng([seed, CDS_STREAM, list(ORGANISM).index(species), number])
+
+
+def _random_cds(rng: np.random.Generator) -> np.ndarray:
+    """Base codes (0-3 for A, C, G, T) of a random CDS, a whole number of codons long."""
+    return rng.integers(0, 4, 3 * rng.integers(*CDS_CODONS)).astype(np.uint8)
+
+
+def _mutate(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """`seq` with a mutation at each base with probability `rate`: a substitution, or (a tenth
+    of them, half each) a one-codon deletion or insertion at that base."""
+    n = len(seq)
+    event, kind = rng.random(n) < rate, rng.random(n)
+    out = seq.copy()
+    substituted = event & (kind >= INDEL_SHARE)
+    out[substituted] = (out[substituted] + rng.integers(1, 4, substituted.sum())) % 4
+    keep = np.ones(n, bool)
+    deleted = np.flatnonzero(event & (kind < INDEL_SHARE / 2))
+    keep[np.minimum((deleted[:, None] + np.arange(3)).ravel(), n - 1)] = False
+    inserted = np.repeat(
+        np.flatnonzero(event & (kind >= INDEL_SHARE / 2) & (kind < INDEL_SHARE)), 3
+    )
+    out = np.insert(out, inserted, rng.integers(0, 4, len(inserted)).astype(np.uint8))
+    return out[np.insert(keep, inserted, True)]
+
+
+def _exon_skip(seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An alternative CDS: `seq` without an in-frame inner segment of 10 or more codons."""
+    codons = len(seq) // 3
+    skipped = int(rng.integers(10, codons // 4 + 1))
+    start = int(rng.integers(1, codons - skipped))
+    return np.concatenate([seq[: 3 * start], seq[3 * (start + skipped) :]])
+
+
+# ---------------------------------------------------------------------------------------------
 # Truth tables
 
 
@@ -643,6 +731,7 @@ def _ortholog_truth(designs: dict[str, SpeciesDesign]) -> pd.DataFrame:
         "human_program",
         "mouse_program",
         "diverged",
+        "planted_dna_identity",
     ]
     if "mouse" not in designs:
         return pd.DataFrame(columns=columns)
@@ -656,5 +745,6 @@ def _ortholog_truth(designs: dict[str, SpeciesDesign]) -> pd.DataFrame:
             "human_program": [_program_name(int(k)) for k in m["human_program"]],
             "mouse_program": [_program_name(int(k)) for k in m["program"]],
             "diverged": m["diverged"].astype(bool),
+            "planted_dna_identity": m["planted_dna_identity"],
         }
     )
