@@ -66,20 +66,38 @@ def kept(seqs: list[str], cap: int) -> list[str]:
     return distinct[:cap]
 
 
-def test_best_over_transcripts_longest_first_and_capped():
+def complement(s: str) -> str:
+    return "".join({"A": "T", "C": "G", "G": "C", "T": "A"}[c] for c in reversed(s))
+
+
+def test_best_over_transcripts_and_strands_longest_first_and_capped():
     rng = np.random.default_rng(1)
     human = {f"H{k}": [random_dna(rng, 5, 30) for _ in range(k % 3 + 1)] for k in range(6)}
     mouse = {f"M{k}": [random_dna(rng, 5, 30) for _ in range(k % 4 + 1)] for k in range(6)}
     human["H0"].append(human["H0"][0])  # an identical CDS counts once
+    human["H1"], mouse["M1"] = human["H1"][:1], [complement(human["H1"][0])]  # the - strand matches
     pairs = pd.DataFrame({"human_gene_id": list(human), "mouse_gene_id": list(mouse)})
-    for cap in (1, 2, 10):
-        table = dna.score_shard(pairs, cds_table(human), cds_table(mouse), max_transcripts=cap)
+    for cap, strands in itertools.product((1, 2, 10), (False, True)):
+        table = dna.score_shard(pairs, cds_table(human), cds_table(mouse), max_transcripts=cap,
+                                min_length=1, both_strands=strands)  # fmt: skip
         for row in table.itertuples():
             h, m = kept(human[row.human_gene_id], cap), kept(mouse[row.mouse_gene_id], cap)
+            m = m + [complement(b) for b in m] if strands else m
             best = max(gotoh(a, b) / ((len(a) + len(b)) / 2) for a, b in itertools.product(h, m))
             assert row.dna_similarity == pytest.approx(best)
             assert row.score / ((row.human_length + row.mouse_length) / 2) == row.dna_similarity
+        m1 = table.set_index("mouse_gene_id").loc["M1"]
+        assert (m1["dna_similarity"] == 2.0) == strands and (m1["mouse_strand"] == "-") == strands
     assert dna.similarity("ACGTACGT", "ACGTACGT") == 2.0
+
+
+def test_sequences_shorter_than_the_minimum_are_left_out():
+    human = cds_table({"H0": ["ACGT" * 30], "H1": ["ACGT" * 10]})
+    mouse = cds_table({"M0": ["ACGT" * 30, "ACG"], "M1": ["ACGT" * 40]})
+    pairs = pd.DataFrame({"human_gene_id": ["H0", "H1"], "mouse_gene_id": ["M0", "M1"]})
+    table = dna.score_shard(pairs, human, mouse, min_length=100)
+    assert table["dna_similarity"].tolist()[0] == 2.0 and table["mouse_length"].iloc[0] == 120
+    assert dna.left_out_counts(table).to_dict() == {"no human CDS of at least 100 nt": 1}
 
 
 def test_shards_partition_the_pairs_and_gather_checks_them():
@@ -90,8 +108,11 @@ def test_shards_partition_the_pairs_and_gather_checks_them():
         {"human_gene_id": [*human, "H_none", "H0"], "mouse_gene_id": [*mouse, "M_none", "M_x"]}
     )
     h, m = cds_table(human), cds_table(mouse)
-    whole = dna.score_shard(pairs, h, m)
-    parts = [dna.score_shard(pairs.sample(frac=1, random_state=i), h, m, i, 3) for i in range(3)]
+    whole = dna.score_shard(pairs, h, m, min_length=1)
+    parts = [
+        dna.score_shard(pairs.sample(frac=1, random_state=i), h, m, i, 3, min_length=1)
+        for i in range(3)
+    ]
     assert [len(p) for p in parts] == [4, 4, 4]
     pd.testing.assert_frame_equal(dna.gather(parts, pairs), dna.gather([whole]))
     assert dna.left_out_counts(whole).to_dict() == {"no CDS for either gene": 1, "no mouse CDS": 1}
@@ -100,7 +121,7 @@ def test_shards_partition_the_pairs_and_gather_checks_them():
     with pytest.raises(GexnetError, match="more than one shard"):
         dna.gather([parts[0], parts[0]])
     with pytest.raises(GexnetError, match="no pair could be scored"):
-        dna.gather([dna.score_shard(pairs.tail(2), h, m)])
+        dna.gather([dna.score_shard(pairs.tail(2), h, m, min_length=1)])
     with pytest.raises(GexnetError, match=r"shard must be in 0\.\.2"):
         dna.score_shard(pairs, h, m, 3, 3)
 

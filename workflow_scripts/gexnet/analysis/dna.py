@@ -13,6 +13,9 @@ usual tools behind "gap open, gap extend" numbers, so the published values are u
 stand. (Under BLAST's convention, open + k × extend, the same numbers would need
 open_gap_score=-3.) End gaps score like any other gap: the pair is compared end to end.
 
+As published, each mouse CDS is also aligned as its reverse complement and the better of the
+two strands counts, and CDS shorter than `min_length` (100 nt) are left out.
+
 A gene's transcripts are reduced to its distinct CDS (Ensembl lists many transcripts with the
 same CDS), longest first, at most `max_transcripts`: the cost is quadratic in length and grows
 with the product of the two genes' counts, and the longest CDS is the canonical one for most
@@ -46,9 +49,15 @@ RESULT_COLUMNS = [
     "mouse_transcript_id",
     "human_length",
     "mouse_length",
+    "mouse_strand",  # "+" as given, "-" its reverse complement scored better
     "left_out",  # None for scored pairs, else why not
 ]
 LEVELS = ("low", "high")
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+def reverse_complement(sequence: str) -> str:
+    return sequence.translate(_COMPLEMENT)[::-1]
 
 
 def aligner() -> PairwiseAligner:
@@ -62,12 +71,16 @@ def similarity(a: str, b: str, scorer: PairwiseAligner | None = None) -> float:
     return scorer.score(a, b) / ((len(a) + len(b)) / 2)
 
 
-def candidate_cds(cds: pd.DataFrame, max_transcripts: int) -> dict[str, list[tuple[str, str]]]:
-    """Per gene, its distinct CDS as (transcript_id, sequence), longest first (ties by
-    transcript ID, so the choice does not depend on file order), at most `max_transcripts`."""
+def candidate_cds(
+    cds: pd.DataFrame, max_transcripts: int, min_length: int = 100
+) -> dict[str, list[tuple[str, str]]]:
+    """Per gene, its distinct CDS of at least `min_length` nt as (transcript_id, sequence),
+    longest first (ties by transcript ID, so the choice does not depend on file order), at most
+    `max_transcripts`."""
     if max_transcripts < 1:
         raise GexnetError(f"max_transcripts must be at least 1, not {max_transcripts}")
     table = cds.assign(length=cds["sequence"].str.len())
+    table = table[table["length"] >= min_length]
     table = table.sort_values(["gene_id", "length", "transcript_id"], ascending=[True, False, True])
     table = table.drop_duplicates(["gene_id", "sequence"])
     table = table.groupby("gene_id", sort=False).head(max_transcripts)
@@ -98,16 +111,19 @@ def score_shard(
     shard: int = 0,
     shards: int = 1,
     max_transcripts: int = 3,
+    min_length: int = 100,
+    both_strands: bool = True,
 ) -> pd.DataFrame:
     """DNA similarity of each pair of one shard (RESULT_COLUMNS, one row per pair; pairs
     without CDS get NaN and the reason in `left_out`)."""
     todo = shard_pairs(pairs, shard, shards)
     human = candidate_cds(
-        human_cds[human_cds["gene_id"].isin(todo["human_gene_id"])], max_transcripts
+        human_cds[human_cds["gene_id"].isin(todo["human_gene_id"])], max_transcripts, min_length
     )
     mouse = candidate_cds(
-        mouse_cds[mouse_cds["gene_id"].isin(todo["mouse_gene_id"])], max_transcripts
+        mouse_cds[mouse_cds["gene_id"].isin(todo["mouse_gene_id"])], max_transcripts, min_length
     )
+    strands = [("+", lambda s: s)] + ([("-", reverse_complement)] if both_strands else [])
     scorer = aligner()
     rows = []
     for h_gene, m_gene in zip(todo["human_gene_id"], todo["mouse_gene_id"], strict=True):
@@ -116,15 +132,19 @@ def score_shard(
             reason = (
                 "no CDS for either gene" if not (h or m) else f"no {'mouse' if h else 'human'} CDS"
             )
-            rows.append((h_gene, m_gene, np.nan, np.nan, None, None, np.nan, np.nan, reason))
+            reason += f" of at least {min_length} nt" if min_length > 1 else ""
+            rows.append(
+                (h_gene, m_gene, np.nan, np.nan, None, None, np.nan, np.nan, None, reason)
+            )
             continue
         best = None
         for h_tx, h_seq in h:
             for m_tx, m_seq in m:
-                raw = scorer.score(h_seq, m_seq)
-                value = raw / ((len(h_seq) + len(m_seq)) / 2)
-                if best is None or value > best[0]:
-                    best = (value, raw, h_tx, m_tx, len(h_seq), len(m_seq))
+                for strand, orient in strands:
+                    raw = scorer.score(h_seq, orient(m_seq))
+                    value = raw / ((len(h_seq) + len(m_seq)) / 2)
+                    if best is None or value > best[0]:
+                        best = (value, raw, h_tx, m_tx, len(h_seq), len(m_seq), strand)
         rows.append((h_gene, m_gene, *best, None))
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return table.astype({"human_length": "Int64", "mouse_length": "Int64"})
