@@ -133,9 +133,7 @@ def score_shard(
                 "no CDS for either gene" if not (h or m) else f"no {'mouse' if h else 'human'} CDS"
             )
             reason += f" of at least {min_length} nt" if min_length > 1 else ""
-            rows.append(
-                (h_gene, m_gene, np.nan, np.nan, None, None, np.nan, np.nan, None, reason)
-            )
+            rows.append((h_gene, m_gene, np.nan, np.nan, None, None, np.nan, np.nan, None, reason))
             continue
         best = None
         for h_tx, h_seq in h:
