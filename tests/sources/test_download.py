@@ -462,3 +462,19 @@ def test_killed_download_resumes_where_it_stopped(server, tmp_path):
     fetch([url], dest, checksum=f"sha256:{sha256(payload)}", **FAST)
     assert sha256(dest.read_bytes()) == sha256(payload)
     assert ranges(server, "/big.bin") == [None, f"bytes={kept}-"]
+
+
+def test_cds_download_is_validated_to_its_last_record(server, tmp_path):
+    """A CDS FASTA cut short inside its gzip stream is fetched again from the fallback; the
+    whole file is accepted once it reads to the end."""
+    import gzip
+
+    record = b">ENST00000000001.1 cds gene:ENSG00000000001.2\n" + b"ACGT" * 60 + b"\n"
+    whole = gzip.compress(record * 200, mtime=0)
+    cut = server.add("/cut.fa.gz", whole[: len(whole) // 2], announce_size=False)
+    good = server.add("/cds.fa.gz", whole)
+    dest = fetch([cut, good], tmp_path / "cds.fa.gz", validate=download.validate_cds, **FAST)
+    assert dest.read_bytes() == whole
+    page = server.add("/page.fa.gz", b"<html>not found</html>\n")
+    with pytest.raises(DownloadError, match=r"validation failed: .*line 1"):
+        fetch([page], tmp_path / "page.fa.gz", validate=download.validate_cds, **FAST)

@@ -163,7 +163,20 @@ def validate_archs4(path: Path) -> None:
     Archs4File(path).close()
 
 
-VALIDATORS: dict[str, Callable[[Path], None] | None] = {"none": None, "archs4": validate_archs4}
+def validate_cds(path: Path) -> None:
+    """Raise GexnetError unless `path` reads to the end as a CDS FASTA with one record at
+    least (a truncated gzip stream or an HTML error page fails here)."""
+    from gexnet.formats.fasta import iter_cds
+
+    if sum(1 for _ in iter_cds(path)) == 0:
+        raise GexnetError(f"{path}: no sequence in the file")
+
+
+VALIDATORS: dict[str, Callable[[Path], None] | None] = {
+    "none": None,
+    "archs4": validate_archs4,
+    "cds": validate_cds,
+}
 
 
 # --- one address ---------------------------------------------------------------------------
