@@ -1,0 +1,306 @@
+"""Aligning two species' gene embeddings and ranking true orthologs: orthogonal Procrustes,
+CSLS, mutual-nearest-neighbour refinement (supervised and unsupervised), ranks in chunks.
+
+`a` (n_a × d) and `b` (n_b × d) are the two sides' vectors (human, mouse); a pair list is two
+index arrays (ia, ib) into their rows; a mapping W (d × d, orthogonal) takes a onto b: a W ≈ b.
+Vectors are prepared as MUSE and VecMap do (`normalize`: unit length, centred, unit length), so
+a dot product is a cosine.
+
+CSLS (Conneau et al. 2018) corrects cosine for hubs, vectors near to everything:
+CSLS(x, y) = 2 cos(x, y) − r_b(x) − r_a(y), where r_b(x) is the mean cosine of x to its k
+nearest rows of b and r_a(y) that of y to its k nearest rows of a. The rank of a true partner is
+1 + the number of candidates scoring strictly higher (ties do not count against it). Every score
+matrix is computed a chunk of query rows at a time (memory chunk × n, never n × n).
+
+The supervised fit (MUSE's refinement) starts from Procrustes on the training dictionary, then
+re-induces the dictionary from mutual nearest neighbours under CSLS and refits, `refinements`
+times, keeping the mapping whose rank-1 rate (CSLS, a → b) on the validation pairs is best. The
+unsupervised fit has no dictionary: following VecMap (Artetxe et al. 2018), each gene is
+described by its sorted similarity profile within its own species (the rows of (X Xᵀ)^½ sorted,
+sampled at `init_size` quantiles so that both species' profiles have one length), genes are
+matched across species on those profiles (mutual nearest neighbours under CSLS) to give an
+initial dictionary, and the same refinement follows, the mapping chosen by MUSE's unsupervised
+criterion (mean cosine of each a row to its CSLS-nearest row of b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gexnet.errors import GexnetError
+
+Pairs = tuple[np.ndarray, np.ndarray]
+MEASURES = ("cosine", "csls")
+SPLITS = ("train", "validation", "held_out")
+CHUNK = 4096
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Unit length, mean-centred, unit length again (float32 copy; zero rows stay zero)."""
+    x = np.array(vectors, dtype=np.float32, copy=True)
+    for step in ("unit", "centre", "unit"):
+        if step == "centre":
+            x -= x.mean(axis=0, keepdims=True)
+        else:
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            x /= np.where(norms > 0, norms, 1)
+    return x
+
+
+def procrustes(a_pairs: np.ndarray, b_pairs: np.ndarray) -> np.ndarray:
+    """The orthogonal W minimising ||a_pairs W − b_pairs||_F: U Vᵀ from the SVD of
+    a_pairsᵀ b_pairs."""
+    if a_pairs.shape != b_pairs.shape:
+        raise GexnetError(
+            f"Procrustes needs matching pairs, not {a_pairs.shape} and {b_pairs.shape}"
+        )
+    u, _, vt = np.linalg.svd(a_pairs.astype(np.float64).T @ b_pairs.astype(np.float64))
+    return (u @ vt).astype(np.float32)
+
+
+def _check(a: np.ndarray, b: np.ndarray) -> None:
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise GexnetError(f"the two sides' vectors differ in width: {a.shape} and {b.shape}")
+
+
+def _check_pairs(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> None:
+    if len(ia) != len(ib):
+        raise GexnetError(f"pair lists of different lengths: {len(ia)} and {len(ib)}")
+    for name, index, n in (("a", ia, len(a)), ("b", ib, len(b))):
+        if len(index) and (index.min() < 0 or index.max() >= n):
+            raise GexnetError(f"pair indices out of range for side {name} of {n} rows")
+
+
+def neighbour_radii(
+    queries: np.ndarray, targets: np.ndarray, k: int = 10, chunk: int = CHUNK
+) -> np.ndarray:
+    """Per query row, the mean of its k largest cosines among the target rows."""
+    _check(queries, targets)
+    k = min(k, len(targets))
+    out = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), chunk):
+        scores = queries[start : start + chunk] @ targets.T
+        out[start : start + chunk] = np.partition(scores, -k, axis=1)[:, -k:].mean(axis=1)
+    return out
+
+
+def _ranks(queries, targets, true, q_radius, t_radius, chunk) -> np.ndarray:
+    """1 + the number of targets scoring strictly above each query's true target (cosine when
+    the radii are None, else CSLS)."""
+    ranks = np.empty(len(queries), np.int64)
+    for start in range(0, len(queries), chunk):
+        scores = queries[start : start + chunk] @ targets.T
+        if q_radius is not None:
+            scores = 2 * scores - q_radius[start : start + chunk, None] - t_radius[None, :]
+        rows = np.arange(len(scores))
+        own = scores[rows, true[start : start + chunk]]
+        ranks[start : start + chunk] = 1 + (scores > own[:, None]).sum(axis=1)
+    return ranks
+
+
+def ortholog_ranks(
+    a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, measure: str = "cosine",
+    k: int = 10, chunk: int = CHUNK,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """For pairs (ia, ib) of mapped, normalized vectors: each pair's cosine ("similarity"), the
+    rank of b[ib] among all rows of b for the query a[ia] ("rank_ab") and of a[ia] among all
+    rows of a for b[ib] ("rank_ba"), by `measure` (cosine or csls)."""
+    _check(a, b)
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    _check_pairs(a, b, ia, ib)
+    if measure not in MEASURES:
+        raise GexnetError(f"unknown measure {measure!r} ({', '.join(MEASURES)})")
+    similarity = np.einsum("ij,ij->i", a[ia], b[ib])
+    radius_ab = radius_ba = None  # r_b of a's rows, r_a of b's rows
+    if measure == "csls":
+        radius_ab, radius_ba = neighbour_radii(a, b, k, chunk), neighbour_radii(b, a, k, chunk)
+    qa, qb = (None, None) if radius_ab is None else (radius_ab[ia], radius_ba[ib])
+    rank_ab = _ranks(a[ia], b, ib, qa, radius_ba, chunk)
+    rank_ba = _ranks(b[ib], a, ia, qb, radius_ab, chunk)
+    return {"similarity": similarity, "rank_ab": rank_ab, "rank_ba": rank_ba}
+
+
+def _csls_best(queries, targets, q_radius, t_radius, chunk) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, its CSLS-nearest target and their cosine."""
+    best = np.empty(len(queries), np.int64)
+    cosine = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), chunk):
+        sims = queries[start : start + chunk] @ targets.T
+        scores = 2 * sims - q_radius[start : start + chunk, None] - t_radius[None, :]
+        best[start : start + chunk] = scores.argmax(axis=1)
+        cosine[start : start + chunk] = sims[np.arange(len(sims)), best[start : start + chunk]]
+    return best, cosine
+
+
+def mutual_nn(
+    a: np.ndarray, b: np.ndarray, k: int = 10, limit: int | None = None, chunk: int = CHUNK
+) -> Pairs:
+    """The dictionary of mutual nearest neighbours under CSLS (a's best in b whose best in a is
+    that row of a), among the first `limit` rows of each side (None: all); sorted by ia."""
+    _check(a, b)
+    a, b = a[:limit], b[:limit]
+    radius_ab, radius_ba = neighbour_radii(a, b, k, chunk), neighbour_radii(b, a, k, chunk)
+    best_ab, _ = _csls_best(a, b, radius_ab, radius_ba, chunk)
+    best_ba, _ = _csls_best(b, a, radius_ba, radius_ab, chunk)
+    ia = np.flatnonzero(best_ba[best_ab] == np.arange(len(a)))
+    return ia, best_ab[ia]
+
+
+def split_dictionary(
+    n_pairs: int, held_out_fraction: float = 0.05, validation_fraction: float = 0.05, seed: int = 0
+) -> np.ndarray:
+    """ "train", "validation" or "held_out" per pair, by seed: round(held_out_fraction × n)
+    pairs held out, and round(validation_fraction × the rest) of the others for validation."""
+    held = round(held_out_fraction * n_pairs)
+    validation = round(validation_fraction * (n_pairs - held))
+    train = n_pairs - held - validation
+    if held < 1 or validation < 1 or train < 2:
+        raise GexnetError(
+            f"{n_pairs} ortholog pairs are too few to split into a training dictionary (at least "
+            f"2 pairs), a validation part and held-out pairs (at least 1 each): {train} / "
+            f"{validation} / {held} with held_out_fraction {held_out_fraction} and "
+            f"validation_fraction {validation_fraction}"
+        )
+    order = np.random.default_rng(seed).permutation(n_pairs)
+    labels = np.full(n_pairs, "train", dtype=object)
+    labels[order[:held]] = "held_out"
+    labels[order[held : held + validation]] = "validation"
+    return labels
+
+
+@dataclass
+class Alignment:
+    """A fitted mapping (a @ mapping ≈ b) and its fit: per iteration, the dictionary size, the
+    selection score and whether it was chosen."""
+
+    mapping: np.ndarray
+    history: pd.DataFrame
+
+
+def _refine(a, b, mapping, dictionary_size, score, refinements, k, limit) -> Alignment:
+    """MUSE's refinement from a first mapping: re-induce the dictionary from mutual nearest
+    neighbours under CSLS, refit, `refinements` times; keep the best-scoring mapping."""
+    mappings, rows = [mapping], [(0, dictionary_size, score(mapping))]
+    for iteration in range(1, refinements + 1):
+        ia, ib = mutual_nn(a @ mapping, b, k, limit)
+        if len(ia) < 2:  # nothing left to fit on: stop refining here
+            break
+        mapping = procrustes(a[ia], b[ib])
+        mappings.append(mapping)
+        rows.append((iteration, len(ia), score(mapping)))
+    history = pd.DataFrame(rows, columns=["iteration", "dictionary_size", "score"])
+    chosen = int(np.nanargmax(history["score"].to_numpy())) if history["score"].notna().any() else 0
+    history["chosen"] = np.arange(len(history)) == chosen
+    return Alignment(mappings[chosen], history)
+
+
+def fit_supervised(
+    a: np.ndarray, b: np.ndarray, train: Pairs, validation: Pairs, refinements: int = 5,
+    k: int = 10, limit: int | None = None,
+) -> Alignment:  # fmt: skip
+    """Procrustes on the training dictionary, refined; each mapping scored by the rank-1 rate
+    (CSLS, a → b) of the validation pairs, the best kept."""
+    _check(a, b)
+    ta, tb = (np.asarray(x, np.int64) for x in train)
+    va, vb = (np.asarray(x, np.int64) for x in validation)
+    _check_pairs(a, b, ta, tb)
+    _check_pairs(a, b, va, vb)
+    if len(ta) < 2:
+        raise GexnetError(
+            f"a training dictionary of {len(ta)} pair(s) is too small to fit an alignment "
+            "(at least 2)"
+        )
+    if len(va) == 0:
+        raise GexnetError("no validation pairs to choose among the refinements")
+
+    def score(mapping):
+        ranks = ortholog_ranks(a @ mapping, b, va, vb, "csls", k)["rank_ab"]
+        return float((ranks == 1).mean())
+
+    return _refine(a, b, procrustes(a[ta], b[tb]), len(ta), score, refinements, k, limit)
+
+
+def similarity_profiles(x: np.ndarray, width: int, chunk: int = CHUNK) -> np.ndarray:
+    """Each row's sorted similarity profile within its own side: its row of (X Xᵀ)^½ sorted
+    in descending order and sampled at `width` evenly spaced positions, then normalized."""
+    u, s, _ = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+    root = (u * s).astype(np.float32)  # (X Xᵀ)^½ = U S Uᵀ: rows of root @ uᵀ
+    ut = u.T.astype(np.float32)
+    positions = np.linspace(0, len(x) - 1, min(width, len(x))).round().astype(np.int64)
+    out = np.empty((len(x), len(positions)), np.float32)
+    for start in range(0, len(x), chunk):
+        rows = -np.sort(-(root[start : start + chunk] @ ut), axis=1)
+        out[start : start + chunk] = rows[:, positions]
+    return normalize(out)
+
+
+def fit_unsupervised(
+    a: np.ndarray, b: np.ndarray, refinements: int = 5, k: int = 10, init_size: int = 1000,
+    limit: int | None = None,
+) -> Alignment:  # fmt: skip
+    """No dictionary: an initial one from matching the genes' within-species similarity
+    profiles across species (VecMap), Procrustes on it, then the refinement; each mapping scored
+    by the mean cosine of a's rows to their CSLS-nearest rows of b, the best kept."""
+    _check(a, b)
+    width = min(init_size, len(a), len(b))
+    ia, ib = mutual_nn(similarity_profiles(a, width), similarity_profiles(b, width), k, limit)
+    if len(ia) < 2:
+        raise GexnetError(
+            f"the similarity profiles matched {len(ia)} gene(s) across species: too few to "
+            "start an unsupervised alignment"
+        )
+
+    def score(mapping):
+        x = (a @ mapping)[:limit]
+        target = b[:limit]
+        radius_ab, radius_ba = neighbour_radii(x, target, k), neighbour_radii(target, x, k)
+        return float(_csls_best(x, target, radius_ab, radius_ba, CHUNK)[1].mean())
+
+    return _refine(a, b, procrustes(a[ia], b[ib]), len(ia), score, refinements, k, limit)
+
+
+def rates(ranks: np.ndarray) -> dict[str, float]:
+    """Share of ranks at 1, within the top 10 and top 100, and the median rank."""
+    ranks = np.asarray(ranks)
+    if len(ranks) == 0:
+        return {"rank1": np.nan, "top10": np.nan, "top100": np.nan, "median_rank": np.nan}
+    return {
+        "rank1": float((ranks == 1).mean()),
+        "top10": float((ranks <= 10).mean()),
+        "top100": float((ranks <= 100).mean()),
+        "median_rank": float(np.median(ranks)),
+    }
+
+
+def shuffle_rows(vectors: np.ndarray, seed: int) -> np.ndarray:
+    """The shuffled control: the rows dealt to genes at random (by seed), a copy."""
+    return np.asarray(vectors)[np.random.default_rng(seed).permutation(len(vectors))].copy()
+
+
+def dictionary_curve(
+    a: np.ndarray, b: np.ndarray, train: Pairs, validation: Pairs, held_out: Pairs,
+    fractions: Sequence[float] = tuple(np.round(np.arange(1, 11) / 10, 1)), refinements: int = 5,
+    k: int = 10, seed: int = 0,
+) -> pd.DataFrame:  # fmt: skip
+    """The supervised fit on growing shares of the training dictionary (nested: one seeded
+    order, growing prefixes, at least 2 pairs), scored on the held-out pairs: fraction,
+    n_pairs, measure, direction (a_to_b, b_to_a), rank1, top10, top100, median_rank."""
+    ta, tb = (np.asarray(x, np.int64) for x in train)
+    ha, hb = (np.asarray(x, np.int64) for x in held_out)
+    order = np.random.default_rng(seed).permutation(len(ta))
+    rows = []
+    for fraction in fractions:
+        used = order[: max(2, round(fraction * len(ta)))]
+        fit = fit_supervised(a, b, (ta[used], tb[used]), validation, refinements, k)
+        x = a @ fit.mapping
+        for measure in MEASURES:
+            ranks = ortholog_ranks(x, b, ha, hb, measure, k)
+            for direction, key in (("a_to_b", "rank_ab"), ("b_to_a", "rank_ba")):
+                rows.append({"fraction": float(fraction), "n_pairs": len(used),
+                             "measure": measure, "direction": direction,
+                             **rates(ranks[key])})  # fmt: skip
+    return pd.DataFrame(rows)
