@@ -18,6 +18,7 @@ include: "rules/qc.smk"
 include: "rules/normalize.smk"
 include: "rules/train.smk"
 include: "rules/classify.smk"
+include: "rules/human_mouse.smk"
 
 
 report: "rules/report/workflow.rst"

@@ -388,6 +388,94 @@ def classifier_label_args(embedding, input):
     return " ".join(args)
 
 
+# --- the human–mouse comparison -----------------------------------------------------------
+
+HUMAN_MOUSE = config["human_mouse"]
+COMPARISONS = HUMAN_MOUSE["comparisons"]
+# What an alignment job reads (not the comparisons list nor the DNA settings: adding a
+# comparison, or another CDS address, does not redo the others).
+ALIGNMENT_SETTINGS = {k: v for k, v in HUMAN_MOUSE.items() if k not in ("comparisons", "dna")}
+# The tables of one comparison (gexnet.analysis.human_mouse.TABLES, which rules do not import).
+COMPARISON_TABLES = ("pairs", "methods", "curve", "mappings", "refinements", "pca", "groups")
+
+
+def joint_kind(name):
+    """What kind of model of two sides an experiment is: joint (both species), pseudo (the
+    pseudo-species control), or None (one species)."""
+    e = EXPERIMENTS[name]
+    if e.get("pseudo_species"):
+        return "pseudo"
+    return "joint" if isinstance(e["species"], list) else None
+
+
+def comparison_embeddings(name):
+    """The embeddings a comparison reads: human then mouse, or its one joint embedding."""
+    entry, key = COMPARISONS[name], f"human_mouse.comparisons.{name}"
+    if not (set(entry) == {"human", "mouse"} or set(entry) == {"experiment"}):
+        raise WorkflowError(
+            f"{key}: give human and mouse (two separate models) or experiment (one model of "
+            f"both species, or a pseudo-species control), not {sorted(entry) or 'nothing'}"
+        )
+    for side, experiment_name in entry.items():
+        if experiment_name not in EXPERIMENTS:
+            raise WorkflowError(
+                f"{key}.{side}: {experiment_name} is not an experiment ({', '.join(EXPERIMENTS)})"
+            )
+        species = EXPERIMENTS[experiment_name]["species"]
+        if side != "experiment" and (species != side or joint_kind(experiment_name)):
+            raise WorkflowError(
+                f"{key}.{side}: experiment {experiment_name} is a model of {species}"
+                f"{' (pseudo-species)' if joint_kind(experiment_name) == 'pseudo' else ''}, "
+                f"not of {side} alone"
+            )
+        if side == "experiment" and joint_kind(experiment_name) is None:
+            raise WorkflowError(
+                f"{key}.experiment: experiment {experiment_name} holds {species} only; one "
+                "embedding is compared when its model holds both species (species: [human, "
+                "mouse]) or is a pseudo-species control (pseudo_species: true)"
+            )
+    return [results(f"embeddings/{e}.parquet") for e in entry.values()]
+
+
+for name in COMPARISONS:  # a wrong comparison is an error at once
+    comparison_embeddings(name)
+
+
+def needs_dna(name):
+    """Whether a comparison pairs real species (the pseudo-species control has no DNA side)."""
+    entry = COMPARISONS[name]
+    return "experiment" not in entry or joint_kind(entry["experiment"]) == "joint"
+
+
+DNA_SHARDS = range(HUMAN_MOUSE["dna"]["shards"])
+CDS_URLS = {}  # download path -> address, for download_cds
+
+
+def cds_file(species):
+    """A species' CDS FASTA: the demo's, a configured file, or a download (a folder named by
+    its address, as label downloads)."""
+    if config["source"] == "demo":
+        return str(DEMO_FILES[f"{species}_cds"])
+    given = HUMAN_MOUSE["dna"]["cds_files"].get(species)
+    if given:
+        return configured_file(f"human_mouse.dna.cds_files.{species}", given)
+    url = HUMAN_MOUSE["dna"]["cds_urls"][species]
+    name = Path(url.split("?")[0]).name or f"{species}_cds.fa.gz"
+    path = f"{RESOURCES}/cds/{layout.settings_key({'url': url})}/{name}"
+    CDS_URLS[path] = (species, url)
+    return path
+
+
+def comparison_inputs(wildcards):
+    files = {
+        "embeddings": comparison_embeddings(wildcards.comparison),
+        "orthologs": f"{ANNOTATION}/orthologs.parquet",
+    }
+    if needs_dna(wildcards.comparison):
+        files["dna"] = results("human_mouse/dna_similarity.parquet")
+    return files
+
+
 def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
     targets += expand(results("embeddings/{experiment}.parquet"), experiment=EXPERIMENTS)
@@ -398,6 +486,9 @@ def all_targets():
     targets += expand(
         results("lncrna/{embedding}/top_properties.tsv"), embedding=TRANSFER_EXPERIMENTS
     )
+    if COMPARISONS:
+        targets.append(results("human_mouse/summary.tsv"))
+        targets += expand(results("human_mouse/{comparison}/ranks.svg"), comparison=COMPARISONS)
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

@@ -56,6 +56,7 @@ MINIATURE = {
         "runtime_minutes": 30,
     },
     "classifiers": {"shards": 1, "threads": 1},
+    "human_mouse": {"dna": {"shards": 2}, "unsupervised_init_size": 300},
 }
 
 

@@ -198,6 +198,24 @@ def test_impossible_launch_is_a_clear_error(tmp_path, workflow_copy, train, erro
     assert proc.returncode != 0 and error in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize(
+    "comparison, error",
+    [
+        ("{human: gpt_binning}", "human_mouse.comparisons.c: give human and mouse"),
+        ("{experiment: gpt_binning}", "experiment gpt_binning holds human only"),
+        ("{human: gpt_binning_mouse, mouse: gpt_binning_mouse}",
+         "comparisons.c.human: experiment gpt_binning_mouse is a model of mouse"),
+        ("{human: nope, mouse: gpt_binning_mouse}", "comparisons.c.human: nope is not an experiment"),
+    ],
+)  # fmt: skip
+def test_a_wrong_comparison_is_a_clear_error(tmp_path, workflow_copy, comparison, error):
+    (tmp_path / "c.yaml").write_text(f"human_mouse: {{comparisons: {{c: {comparison}}}}}\n")
+    cmd = [PY, "-m", "snakemake", "-n", "--configfile", "config/config.yaml",
+           str(tmp_path / "c.yaml")]  # fmt: skip
+    proc = run(cmd, workflow_copy)
+    assert proc.returncode != 0 and error in proc.stdout + proc.stderr, proc.stderr[-2000:]
+
+
 def test_local_archs4_file_is_used_in_place(tmp_path, workflow_copy):
     local = tmp_path / "my_human_gene_v2.2.h5"
     local.touch()
@@ -424,6 +442,55 @@ def test_demo_lncrna_transfer_and_annotations(demo_run: Path):
     assert set(labels.columns) >= {"source", "term_id", "term_name", "gene_id"}
     assert labels["source"].eq("HPO").sum() > 100_000
     assert (pd.read_parquet(annotation / "orthologs.parquet")["type"] == "one2one").sum() >= 16_000
+
+
+def test_demo_human_mouse_recovers_the_planted_truth(demo_run: Path):
+    """The aligned similarity tells conserved program members from the planted diverged ones on
+    held-out pairs; the shuffled control sits at chance; the pseudo-species control ranks far
+    above the real pair of species; the DNA side recovers the planted identities."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    results = demo_run / "results" / "demo" / "human_mouse"
+    truth = pd.read_parquet(demo_dir(demo_run) / "truth" / "orthologs.parquet")
+    members = pd.read_parquet(demo_dir(demo_run) / "truth" / "programs.parquet")
+    members = members.query("species == 'mouse' and role == 'member'")["gene_id"]
+    comparisons = run_config(demo_run, "demo")["human_mouse"]["comparisons"]
+    assert set(comparisons) == {"separate", "mixed", "pseudo"}
+    rates = {}
+    for name in comparisons:
+        pairs = pd.read_parquet(results / name / "pairs.parquet")
+        held = pairs[pairs["split"] == "held_out"]
+        rates[name] = (
+            held.query("method == 'supervised'")["cosine_rank_human_to_mouse"] == 1
+        ).mean()
+        if name == "pseudo":
+            continue
+        held = held.merge(truth[["mouse_gene_id", "diverged"]], on="mouse_gene_id")
+        held = held[held["mouse_gene_id"].isin(members)]  # the diverged are drawn from members
+        assert held.query("method == 'supervised'")["diverged"].sum() >= 5
+        for method, rows in held.groupby("method"):
+            auroc = roc_auc_score(~rows["diverged"], rows["similarity"])
+            if method == "shuffled":
+                assert abs(auroc - 0.5) <= 0.15, (name, method, auroc)  # few held-out pairs
+            elif method == "supervised":
+                assert auroc >= 0.9, (name, method, auroc)
+        genes = pairs["mouse_gene_id"].nunique()
+        shuffled = pairs.query("method == 'shuffled' and split == 'held_out'")
+        median = shuffled["cosine_rank_human_to_mouse"].median()
+        assert abs(median / (genes / 2) - 1) <= 0.1, (name, median, genes)
+    assert rates["pseudo"] > 2 * max(rates["separate"], rates["mixed"]), rates
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    assert set(summary["comparison"]) == set(comparisons) and summary["pairs"].iloc[0] == "held_out"
+    dna = pd.read_parquet(results / "dna_similarity.parquet").merge(
+        truth, on=["human_gene_id", "mouse_gene_id"]
+    )
+    dna = dna.dropna(subset=["dna_similarity", "planted_dna_identity"])
+    assert len(dna) > 1000
+    assert spearmanr(dna["planted_dna_identity"], dna["dna_similarity"]).statistic >= 0.9
+    html = (demo_run / "results" / "demo" / "report.html").read_text()
+    for figure in ("pca.svg", "ranks.svg", "curve.svg", "groups.svg", "summary.tsv"):
+        assert figure in html, figure
 
 
 def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):

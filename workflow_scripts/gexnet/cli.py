@@ -202,6 +202,55 @@ def _classify(args) -> None:
             write_table(top, args.top)
 
 
+def _human_mouse(args) -> None:
+    import pandas as pd
+
+    from gexnet.analysis import dna  # the DNA jobs need nothing of the alignment
+    from gexnet.formats.io import write_table
+
+    if args.action == "gather-dna":
+        pairs = dna.one_to_one(pd.read_parquet(args.orthologs))
+        table = dna.gather([pd.read_parquet(p) for p in args.shards], pairs)
+        log.info("pairs not scored, by reason:\n%s", dna.left_out_counts(table).to_string())
+        write_table(table, args.out)
+        return
+    cfg = _config(args) if args.action in ("dna", "align") else None
+    if args.action == "dna":
+        from gexnet.formats.fasta import read_cds
+
+        d = cfg["human_mouse"]["dna"]
+        todo = dna.shard_pairs(dna.one_to_one(pd.read_parquet(args.orthologs)), args.shard,
+                               d["shards"])  # fmt: skip
+        human = read_cds(args.human_cds, todo["human_gene_id"])
+        mouse = read_cds(args.mouse_cds, todo["mouse_gene_id"])
+        table = dna.score_shard(todo, human, mouse, 0, 1, d["max_transcripts"], d["min_length"],
+                                d["both_strands"])  # fmt: skip
+        write_table(table, args.out)
+        return
+    from gexnet.analysis import human_mouse
+
+    if args.action == "figures":
+        from gexnet.report import figures
+
+        t = {name: pd.read_parquet(args.tables / f"{name}.parquet") for name in human_mouse.TABLES}
+        figures.species_pca(t["pca"], args.pca)
+        figures.ortholog_ranks(t["pairs"], args.ranks)
+        figures.dictionary_curve(t["curve"], args.curve)
+        figures.rna_dna_groups(t["pairs"], t["groups"], args.groups)
+        return
+    if args.action == "summary":
+        write_table(human_mouse.summary([pd.read_parquet(p) for p in args.methods]), args.out)
+        return
+    settings = cfg["human_mouse"]
+    orthologs = pd.read_parquet(args.orthologs) if args.orthologs else None
+    sides = human_mouse.load_sides(args.embeddings, orthologs)
+    dna_table = pd.read_parquet(args.dna) if args.dna else None
+    tables = human_mouse.compare(sides, settings, cfg["seed"], args.name, dna_table)
+    human_mouse.write_comparison(tables, args.out)
+    headline = tables["methods"].query("pairs == 'held_out' and measure == 'cosine'")
+    log.info("held-out pairs:\n%s", headline.to_string(index=False))
+
+
 def _check_config(args) -> None:
     import yaml
 
@@ -272,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
                    help="address to download from; repeat for fallbacks, tried in order")  # fmt: skip
     d.add_argument("--out", type=Path, required=True, help="the file to write")
     d.add_argument("--checksum", help='expected "sha256:<hex>" or "md5:<hex>"')
-    d.add_argument("--validate", choices=["none", "archs4"], default="none",
+    d.add_argument("--validate", choices=["none", "archs4", "cds"], default="none",
                    help="content check before the file is accepted")  # fmt: skip
     d.add_argument("--local-key", help="config key that could name a local copy instead")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -379,6 +428,35 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--table", type=Path, required=True)
     c.add_argument("--figure", type=Path, required=True)
     k.set_defaults(func=_classify)
+
+    h = sub.add_parser("human-mouse", help="align two species' embeddings, ortholog ranks, DNA")
+    actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = _with_config(actions.add_parser("align", help="one comparison's alignments and ranks"))
+    c.add_argument("embeddings", type=Path, nargs="+",
+                   help="a human and a mouse embedding, or one holding both species (or a "
+                   "pseudo-species control)")  # fmt: skip
+    c.add_argument("--orthologs", type=Path, help="the annotation's ortholog table")
+    c.add_argument("--dna", type=Path, help="DNA similarity of the 1:1 pairs (gather-dna)")
+    c.add_argument("--name", required=True, help="the comparison's name")
+    c.add_argument("--out", type=Path, required=True, help="directory of its tables")
+    c = _with_config(actions.add_parser("dna", help="DNA similarity of one shard of the pairs"))
+    c.add_argument("orthologs", type=Path, help="the annotation's ortholog table")
+    c.add_argument("human_cds", type=Path, help="human CDS FASTA (Ensembl layout)")
+    c.add_argument("mouse_cds", type=Path, help="mouse CDS FASTA (Ensembl layout)")
+    c.add_argument("--shard", type=int, default=0, help="of human_mouse.dna.shards")
+    c.add_argument("--out", type=Path, required=True)
+    c = actions.add_parser("gather-dna", help="the DNA shards as one table, every pair checked")
+    c.add_argument("shards", type=Path, nargs="+")
+    c.add_argument("--orthologs", type=Path, required=True, help="the annotation's ortholog table")
+    c.add_argument("--out", type=Path, required=True)
+    c = actions.add_parser("figures", help="a comparison's figures from its tables")
+    c.add_argument("tables", type=Path, help="the directory `align` wrote")
+    for name in ("pca", "ranks", "curve", "groups"):
+        c.add_argument(f"--{name}", type=Path, required=True)
+    c = actions.add_parser("summary", help="the comparisons' rates as one table")
+    c.add_argument("methods", type=Path, nargs="+", help="methods tables (Parquet)")
+    c.add_argument("--out", type=Path, required=True)
+    h.set_defaults(func=_human_mouse)
 
     c = sub.add_parser(
         "check-config", help="validate a config against the schema",

@@ -14,7 +14,8 @@ matrix is computed a chunk of query rows at a time (memory chunk × n, never n �
 
 The supervised fit (MUSE's refinement) starts from Procrustes on the training dictionary, then
 re-induces the dictionary from mutual nearest neighbours under CSLS and refits, `refinements`
-times, keeping the mapping whose rank-1 rate (CSLS, a → b) on the validation pairs is best. The
+times, keeping the mapping that ranks the validation pairs best (mean reciprocal rank, CSLS,
+a → b: MUSE's rank-1 rate says nothing where few genes reach rank 1, as on small models). The
 unsupervised fit has no dictionary: following VecMap (Artetxe et al. 2018), each gene is
 described by its sorted similarity profile within its own species (the rows of (X Xᵀ)^½ sorted,
 sampled at `init_size` quantiles so that both species' profiles have one length), genes are
@@ -202,8 +203,8 @@ def fit_supervised(
     a: np.ndarray, b: np.ndarray, train: Pairs, validation: Pairs, refinements: int = 5,
     k: int = 10, limit: int | None = None,
 ) -> Alignment:  # fmt: skip
-    """Procrustes on the training dictionary, refined; each mapping scored by the rank-1 rate
-    (CSLS, a → b) of the validation pairs, the best kept."""
+    """Procrustes on the training dictionary, refined; each mapping scored by the mean
+    reciprocal rank (CSLS, a → b) of the validation pairs, the best kept."""
     _check(a, b)
     ta, tb = (np.asarray(x, np.int64) for x in train)
     va, vb = (np.asarray(x, np.int64) for x in validation)
@@ -219,7 +220,7 @@ def fit_supervised(
 
     def score(mapping):
         ranks = ortholog_ranks(a @ mapping, b, va, vb, "csls", k)["rank_ab"]
-        return float((ranks == 1).mean())
+        return float((1 / ranks).mean())
 
     return _refine(a, b, procrustes(a[ta], b[tb]), len(ta), score, refinements, k, limit)
 

@@ -60,6 +60,15 @@ def reverse_complement(sequence: str) -> str:
     return sequence.translate(_COMPLEMENT)[::-1]
 
 
+def one_to_one(orthologs: pd.DataFrame) -> pd.DataFrame:
+    """Ensembl BioMart's one-to-one human–mouse pairs of the annotation's ortholog table."""
+    missing = {"human_gene_id", "mouse_gene_id", "type", "source"} - set(orthologs)
+    if missing:
+        raise GexnetError(f"the ortholog table has no column {', '.join(sorted(missing))}")
+    keep = (orthologs["type"] == "one2one") & (orthologs["source"] == "biomart")
+    return orthologs.loc[keep, PAIR].drop_duplicates().reset_index(drop=True)
+
+
 def aligner() -> PairwiseAligner:
     """The published global alignment scoring (see the module docstring for the gap scores)."""
     return PairwiseAligner(mode="global", **SCORES)

@@ -98,3 +98,105 @@ def auroc_by_source(shared: dict[str, pd.DataFrame], reference: str, path: str |
     bottom.set_xlim(-0.6, len(names) - 0.4)
     fig.tight_layout()
     save(fig, path)
+
+
+# --- the human–mouse comparison (tables of gexnet.analysis.human_mouse) -----------------------
+
+# Okabe–Ito colours, distinguishable with the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def species_pca(pca: pd.DataFrame, path: str | Path) -> None:
+    """Both species' vectors on their first two principal components, before and after the
+    alignment, coloured by species (the pca table)."""
+    stages = [s for s in ("before", "after") if s in set(pca["stage"])]
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.4 * len(stages), 3.2), squeeze=False)
+    for ax, stage in zip(axes[0], stages, strict=True):
+        part = pca[pca["stage"] == stage]
+        for colour, (species, rows) in zip(
+            PALETTE, part.groupby("species", sort=False), strict=False
+        ):
+            ax.scatter(rows["pc1"], rows["pc2"], s=2, alpha=0.4, color=colour, lw=0,
+                       label=f"{species} ({len(rows):,})", rasterized=True)  # fmt: skip
+        ax.set_title(f"{stage} alignment", fontsize=9)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    axes[0, 0].legend(frameon=False, fontsize=7, markerscale=4)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def ortholog_ranks(pairs: pd.DataFrame, path: str | Path) -> None:
+    """Histograms of the true ortholog's cosine rank (human → mouse) per method, on a log axis;
+    held-out pairs and all pairs side by side (the pairs table)."""
+    top = max(int(pairs["cosine_rank_human_to_mouse"].max()), 10)
+    bins = np.unique(np.round(np.logspace(0, np.log10(top + 1), 30)))
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharex=True, squeeze=False)
+    for ax, (title, subset) in zip(
+        axes[0],
+        (("held-out pairs", pairs[pairs["split"] == "held_out"]), ("all pairs", pairs)),
+        strict=True,
+    ):
+        for colour, (method, rows) in zip(
+            PALETTE, subset.groupby("method", sort=False), strict=False
+        ):
+            ranks = rows["cosine_rank_human_to_mouse"]
+            share = (ranks == 1).mean()
+            ax.hist(ranks, bins=bins, histtype="step", color=colour, lw=1.2,
+                    label=f"{method} (rank 1: {share:.1%})")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(f"{title} ({subset[['human_gene_id']].drop_duplicates().shape[0]:,})",
+                     fontsize=9)  # fmt: skip
+        ax.set_xlabel("rank of the true ortholog (human → mouse, cosine)")
+        ax.set_ylabel("pairs")
+        ax.legend(frameon=False, fontsize=6)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def dictionary_curve(curve: pd.DataFrame, path: str | Path) -> None:
+    """Rank-1 and top-10 rates of the held-out pairs against the share of the training
+    dictionary used (the curve table; cosine, both directions)."""
+    fig, ax = plt.subplots(figsize=(3.6, 3.0))
+    rows = curve[curve["measure"] == "cosine"]
+    styles = {"human_to_mouse": "-", "mouse_to_human": "--"}
+    for colour, rate in zip(PALETTE, ("rank1", "top10"), strict=False):
+        for direction, line in styles.items():
+            part = rows[rows["direction"] == direction].sort_values("fraction")
+            ax.plot(part["fraction"], part[rate], line, marker="o", ms=3, color=colour,
+                    label=f"{'rank 1' if rate == 'rank1' else 'top 10'}, "
+                    f"{direction.replace('_to_', ' → ')}")  # fmt: skip
+    ax.set_xlabel("share of the training dictionary")
+    ax.set_ylabel("share of held-out pairs")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize=6)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def rna_dna_groups(pairs: pd.DataFrame, groups: pd.DataFrame, path: str | Path) -> None:
+    """Each pair's DNA similarity against its RNA-level rank (the groups' method), the four
+    RNA × DNA groups coloured and counted (the pairs and groups tables)."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.4))
+    if groups.empty:
+        ax.text(0.5, 0.5, "no DNA similarity", transform=ax.transAxes, ha="center")
+        save(fig, path)
+        return
+    method = groups["method"].iloc[0]
+    rows = pairs[(pairs["method"] == method) & pairs["dna_similarity"].notna()]
+    names = [f"{r}_rna_{d}_dna" for r in ("high", "low") for d in ("high", "low")]
+    sizes = {f"{r}_rna_{d}_dna": n for r, d, n in groups[["rna", "dna", "pairs"]].itertuples(False)}
+    middle = rows[rows["group"].isna()]
+    ax.scatter(middle["cosine_rank_human_to_mouse"], middle["dna_similarity"], s=3, lw=0,
+               color="#BBBBBB", label=f"between ({len(middle):,})", rasterized=True)  # fmt: skip
+    for colour, name in zip(PALETTE, names, strict=False):
+        part = rows[rows["group"] == name]
+        ax.scatter(part["cosine_rank_human_to_mouse"], part["dna_similarity"], s=3, lw=0,
+                   color=colour, label=f"{name.replace('_', ' ')} ({sizes.get(name, 0):,})",
+                   rasterized=True)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel(f"ortholog rank, RNA ({method}, human → mouse)")
+    ax.set_ylabel("DNA similarity (score / mean length)")
+    ax.legend(frameon=False, fontsize=6, markerscale=3)
+    fig.tight_layout()
+    save(fig, path)
