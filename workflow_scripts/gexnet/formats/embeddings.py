@@ -20,7 +20,6 @@ import pandas as pd
 from gexnet.errors import GexnetError
 from gexnet.formats.io import atomic_path
 
-
 GENE_COLUMNS = ("gene_id", "symbol", "biotype", "species")
 PSEUDO_SUFFIX = "_pseudo"  # the pseudo-species control's copy of a species: "<species>_pseudo"
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
+from gexnet.errors import GexnetError
 from gexnet.formats.corpus import Corpus
 from gexnet.formats.io import atomic_path, write_table
 from gexnet.models.gene_lm import GeneLM, ModelConfig
 from gexnet.training import trainer
-from gexnet.errors import GexnetError
 from gexnet.training.data import GeneLMData, JointSequences, pseudo_halves, whole
 
 WORK = ("tokens", "targets", "flops")  # GeneLM.work's counts, summed over a step
