@@ -140,7 +140,7 @@ def _train(args) -> None:
     if len(args.corpus) != len(species):
         what = (f"one corpus ({species[0]}, split into the pseudo-species halves)"
                 if experiment.get("pseudo_species")
-                else f"{len(species)} corpora, one per species in order: {', '.join(species)}")  # fmt: skip
+                else f"one corpus per species, in order: {', '.join(species)}")  # fmt: skip
         raise GexnetError(
             f"experiments.{args.experiment}: expects {what}; got {len(args.corpus)} "
             f"({', '.join(map(str, args.corpus))})"

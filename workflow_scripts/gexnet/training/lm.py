@@ -33,9 +33,12 @@ def species_of(experiment: dict) -> list[str]:
     return [species] if isinstance(species, str) else list(species)
 
 
-def joint_sequences(corpus_dirs: list[str | Path], experiment: dict, seed: int) -> JointSequences:
+def joint_sequences(corpus_dirs: list[str | Path] | str | Path, experiment: dict,
+                    seed: int) -> JointSequences:  # fmt: skip
     """An experiment's token sequences: one corpus per species of it (one for the pseudo-species
     control, split in halves by `seed`), each filtered to its biotypes."""
+    if isinstance(corpus_dirs, str | Path):
+        corpus_dirs = [corpus_dirs]
     species = species_of(experiment)
     if len(corpus_dirs) != len(species):
         raise GexnetError(
@@ -50,8 +53,8 @@ def joint_sequences(corpus_dirs: list[str | Path], experiment: dict, seed: int) 
 
 
 def train(
-    corpus_dirs: list[str | Path], experiment: dict, model_settings: dict, settings: dict,
-    seed: int, outdir: str | Path, checkpoint_dir: str | Path, threads: int | None = None,
+    corpus_dirs: list[str | Path] | str | Path, experiment: dict, model_settings: dict,
+    settings: dict, seed: int, outdir: str | Path, checkpoint_dir: str | Path, threads: int | None = None,
 ) -> None:  # fmt: skip
     """Train `experiment` ({objective, normalization, species, pseudo_species, biotypes}) on
     its corpora (one per species, in its order) and write the final model into `outdir`
