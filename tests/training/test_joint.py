@@ -76,7 +76,8 @@ def test_joint_rows_and_vocabulary_are_the_single_corpora_offset(corpus, mouse_c
         mouse.n_tokens - FIRST_GENE_TOKEN
     )
     assert vocabulary["gene_id"].iloc[3:].tolist() == (
-        human.vocabulary["gene_id"].iloc[3:].tolist() + mouse.vocabulary["gene_id"].iloc[3:].tolist()
+        human.vocabulary["gene_id"].iloc[3:].tolist()
+        + mouse.vocabulary["gene_id"].iloc[3:].tolist()
     )
     rng = np.random.default_rng(0)
     rows = rng.choice(joint.n_samples, 60, replace=False)
