@@ -184,7 +184,7 @@ def test_a_joint_experiment_is_trained_and_exported_but_not_classified(tmp_path,
         "mixed": {"objective": "gpt", "normalization": "binning", "species": ["mouse", "human"]},
         "pseudo": {"objective": "bert_genes", "normalization": "binning", "pseudo_species": True},
     }}))  # fmt: skip
-    cmd = [PY, "-m", "snakemake", "-n", "-p", "--forceall", "--configfile", "config/config.yaml",
+    cmd = [PY, "-m", "snakemake", "-n", "-p", "--forceall", "--configfile",
            str(tmp_path / "joint.yaml")]  # fmt: skip
     proc = run(cmd, workflow_copy)
     out = proc.stdout + proc.stderr
