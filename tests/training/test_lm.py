@@ -34,7 +34,13 @@ from ..conftest import REPO
 from .conftest import build_corpus
 
 MODEL = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "dropout": 0.0}
-GPT = {"objective": "gpt", "normalization": "binning", "species": "human", "biotypes": None}
+GPT = {
+    "objective": "gpt",
+    "normalization": "binning",
+    "species": "human",
+    "pseudo_species": False,
+    "biotypes": None,
+}
 
 
 def train_settings(**changes) -> dict:
