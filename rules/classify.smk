@@ -4,6 +4,8 @@
 
 wildcard_constraints:
     baseline="|".join(config["classifiers"]["baselines"]) or "(?!)",
+    # single-species experiments and baselines: a joint model's embedding is not classified
+    embedding="|".join(map(re.escape, EMBEDDINGS)) or "(?!)",
     shard=r"\d+",
     transfer_experiment="|".join(map(re.escape, TRANSFER_EXPERIMENTS)) or "(?!)",
 

@@ -207,11 +207,29 @@ if config["annotations"]["go_gaf"] and config["annotations"]["go_sqlite"]:
 EXPERIMENTS = config["experiments"]
 # Each experiment's own gene_lm and train sections: the run's, with its overrides on top.
 EXPERIMENT_SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
-for name, settings in EXPERIMENT_SETTINGS.items():
-    if settings["species"] not in SPECIES:
+
+
+def experiment_species(name):
+    """The species whose corpora experiment `name` reads, in its order (one or two)."""
+    species = EXPERIMENTS[name]["species"]
+    return [species] if isinstance(species, str) else list(species)
+
+
+for name in EXPERIMENTS:
+    if missing := [s for s in experiment_species(name) if s not in SPECIES]:
         raise WorkflowError(
-            f"experiments.{name}.species: {settings['species']} is not among species {SPECIES}"
+            f"experiments.{name}.species: {', '.join(missing)} not among species {SPECIES}"
         )
+
+# A joint experiment (two species, or the pseudo-species control) is one model over two
+# vocabularies: its embeddings are for the human-mouse comparison, not for the classifiers,
+# baselines, label counts or lncRNA transfer, which take one species' genes.
+JOINT_EXPERIMENTS = [
+    name
+    for name in EXPERIMENTS
+    if len(experiment_species(name)) > 1 or EXPERIMENTS[name]["pseudo_species"]
+]
+SINGLE_EXPERIMENTS = [name for name in EXPERIMENTS if name not in JOINT_EXPERIMENTS]
 
 
 def experiment(wildcards):
@@ -317,13 +335,23 @@ TRAIN_RESOURCES = ("mem_mb", "runtime", "gpu", "mpi", "nodes", "tasks", "tasks_p
 
 # --- classifiers and lncRNA transfer -------------------------------------------------------
 
-REFERENCE_EXPERIMENT = config["classifiers"]["reference"] or next(iter(EXPERIMENTS), None)
+REFERENCE_EXPERIMENT = config["classifiers"]["reference"] or next(iter(SINGLE_EXPERIMENTS), None)
 if REFERENCE_EXPERIMENT is not None and REFERENCE_EXPERIMENT not in EXPERIMENTS:
     raise WorkflowError(
         f"classifiers.reference: {REFERENCE_EXPERIMENT} is not an experiment "
         f"({', '.join(EXPERIMENTS) or 'none configured'})"
     )
-EMBEDDINGS = [*EXPERIMENTS, *(f"baseline_{b}" for b in config["classifiers"]["baselines"])]
+if REFERENCE_EXPERIMENT in JOINT_EXPERIMENTS:
+    raise WorkflowError(
+        f"classifiers.reference: {REFERENCE_EXPERIMENT} is a joint experiment (two species or "
+        "pseudo_species); the classifiers and baselines need one species' genes: name a "
+        f"single-species experiment ({', '.join(SINGLE_EXPERIMENTS) or 'none configured'})"
+    )
+EMBEDDINGS = (
+    [*SINGLE_EXPERIMENTS, *(f"baseline_{b}" for b in config["classifiers"]["baselines"])]
+    if SINGLE_EXPERIMENTS
+    else []
+)
 
 
 def embedding_species(embedding):
@@ -335,14 +363,12 @@ def embedding_species(embedding):
 # The comparison pairs labels across embeddings of one species: the reference's, whose genes the
 # baselines are made of. Experiments of the other species are scored (metrics) but not paired.
 COMPARED = [
-    e
-    for e in EMBEDDINGS
-    if EXPERIMENTS and embedding_species(e) == embedding_species(REFERENCE_EXPERIMENT)
+    e for e in EMBEDDINGS if embedding_species(e) == embedding_species(REFERENCE_EXPERIMENT)
 ]
 # Label counts per species, on its first experiment (for mouse: what the 1:1 orthologs keep).
 COUNTED = {}
-for name, settings in EXPERIMENTS.items():
-    COUNTED.setdefault(settings["species"], name)
+for name in SINGLE_EXPERIMENTS:
+    COUNTED.setdefault(EXPERIMENTS[name]["species"], name)
 
 
 def has_lncrnas_to_predict(name):
@@ -354,7 +380,7 @@ def has_lncrnas_to_predict(name):
     return "lncRNA" in vocabulary and "lncRNA" not in config["classifiers"]["train_biotypes"]
 
 
-TRANSFER_EXPERIMENTS = [name for name in EXPERIMENTS if has_lncrnas_to_predict(name)]
+TRANSFER_EXPERIMENTS = [name for name in SINGLE_EXPERIMENTS if has_lncrnas_to_predict(name)]
 
 
 def planted_programs():
@@ -479,7 +505,7 @@ def comparison_inputs(wildcards):
 def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
     targets += expand(results("embeddings/{experiment}.parquet"), experiment=EXPERIMENTS)
-    if EXPERIMENTS:
+    if SINGLE_EXPERIMENTS:
         targets.append(results("classifiers/comparison.tsv"))
         targets += expand(results("classifiers/{embedding}/metrics.parquet"), embedding=EMBEDDINGS)
         targets += expand(results("classifiers/label_counts_{species}.tsv"), species=COUNTED)

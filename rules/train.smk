@@ -1,5 +1,5 @@
 # Gene language models: one target per experiment (config `experiments`), trained on its
-# species' corpus; then its gene embeddings. Checkpoints live outside the declared outputs, so
+# species' corpora (two for a mixed-species model, in its order); then its gene embeddings. Checkpoints live outside the declared outputs, so
 # a failed, killed or preempted job resumes when it is run again.
 
 
@@ -9,7 +9,9 @@ wildcard_constraints:
 
 rule train_gene_lm:
     input:
-        corpus=lambda wildcards: results(f"corpus/{experiment(wildcards)['species']}"),
+        corpora=lambda wildcards: [
+            results(f"corpus/{species}") for species in experiment_species(wildcards.experiment)
+        ],
     output:
         weights=results("models/{experiment}/model.safetensors"),
         description=results("models/{experiment}/model.json"),
@@ -35,7 +37,7 @@ rule train_gene_lm:
         config=train_job_config,
         checkpoints=lambda wildcards: results(f"checkpoints/{wildcards.experiment}"),
     shell:
-        "{params.launcher} -m gexnet train {input.corpus} --config {params.config}"
+        "{params.launcher} -m gexnet train {input.corpora} --config {params.config}"
         " --experiment {wildcards.experiment} --threads {threads}"
         " --checkpoints {params.checkpoints} --out $(dirname {output.weights}) > {log} 2>&1"
 

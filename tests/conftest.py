@@ -136,9 +136,11 @@ def demo_dir(workdir: Path, run_name: str = "demo") -> Path:
     return workdir / layout.source_dir(run_config(workdir, run_name))
 
 
-def program_accuracy(workdir: Path, embeddings: Path, species: str) -> tuple[float, float]:
+def program_accuracy(workdir: Path, embeddings: Path | pd.DataFrame,
+                     species: str) -> tuple[float, float]:  # fmt: skip
     """5-fold accuracy of a logistic regression predicting each program member's planted
-    program from its embedding, and the same with the embeddings shuffled across genes."""
+    program from its embedding (a Parquet file, or its rows of one species), and the same with
+    the embeddings shuffled across genes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -146,7 +148,9 @@ def program_accuracy(workdir: Path, embeddings: Path, species: str) -> tuple[flo
 
     truth = pd.read_parquet(demo_dir(workdir) / "truth" / "programs.parquet")
     truth = truth[(truth["species"] == species) & truth["program"].notna()]
-    table = pd.read_parquet(embeddings).merge(truth[["gene_id", "program"]], on="gene_id")
+    if not isinstance(embeddings, pd.DataFrame):
+        embeddings = pd.read_parquet(embeddings)
+    table = embeddings.merge(truth[["gene_id", "program"]], on="gene_id")
     x, y = table.filter(regex=r"^dim_\d+$").to_numpy(), table["program"].astype(str).to_numpy()
     assert len(table) > 1000 and len(set(y)) == 12
     folds = StratifiedKFold(5, shuffle=True, random_state=0)

@@ -64,6 +64,34 @@ def test_unknown_key_is_named(bad, key):
         config.validate(bad)
 
 
+def experiment(**keys) -> dict:
+    return {"experiments": {"x": {"objective": "gpt", "normalization": "binning", **keys}}}
+
+
+@pytest.mark.parametrize("species", [["human", "mouse"], ["mouse", "human"], "mouse"])
+def test_an_experiment_takes_one_species_or_both_in_order(species):
+    assert config.validate(experiment(species=species))["experiments"]["x"]["species"] == species
+    assert config.validate(experiment())["experiments"]["x"]["pseudo_species"] is False
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"species": ["human", "rat"]}, "config key 'experiments.x.species.1': 'rat' is not one"),
+        ({"species": "rat"}, "config key 'experiments.x.species': 'rat' is not one"),
+        ({"species": ["human"]}, "config key 'experiments.x.species': ['human'] is too short"),
+        ({"species": ["mouse", "mouse"]}, "config key 'experiments.x.species': ['mouse', 'mouse'] has non-unique"),
+        ({"species": ["human", "mouse"], "pseudo_species": True},
+         "config key 'experiments.x.pseudo_species': the pseudo-species control splits one species"),
+        ({"pseudo_species": "yes"}, "config key 'experiments.x.pseudo_species': 'yes' is not of type"),
+    ],
+)  # fmt: skip
+def test_wrong_species_settings_are_named(keys, message):
+    with pytest.raises(config.ConfigError) as error:
+        config.validate(experiment(**keys))
+    assert message in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("bad", "key"),
     [
@@ -129,10 +157,18 @@ def snakemake_config(workdir, configfile, run_name, *extra) -> dict:
 def test_paper_config_runs_as_check_config_shows_it(workflow_copy):
     used = snakemake_config(workflow_copy, "config/paper.yaml", "paper")
     assert used == shown("config/paper.yaml", workflow_copy)
-    # Nothing of the demo: the paper's seven experiments as written (coding-only where it
-    # says so), the schema's classifier jobs and simulator sizes.
+    # Nothing of the demo: the paper's experiments as written (coding-only where it says so):
+    # GeneRAIN's seven human configurations, then paper 2's mouse, mixed and pseudo-species
+    # models; the schema's classifier jobs and simulator sizes.
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["experiments"]
-    assert list(used["experiments"]) == list(paper) and len(paper) == 7
+    assert list(used["experiments"]) == list(paper) and len(paper) == 10
+    generain = {(e["objective"], e["normalization"]) for e in list(paper.values())[:7]}
+    assert len(generain) == 3 * 2 and all(
+        e["species"] == "human" for e in list(used["experiments"].values())[:7]
+    )
+    human_mouse = list(used["experiments"].values())[7:]
+    assert [(e["species"], e["pseudo_species"]) for e in human_mouse] == [
+        ("mouse", False), (["human", "mouse"], False), ("human", True)]  # fmt: skip
     for name, settings in paper.items():
         assert used["experiments"][name]["biotypes"] == settings.get("biotypes"), name
     assert (used["classifiers"]["shards"], used["classifiers"]["threads"]) == (8, 4)

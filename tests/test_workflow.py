@@ -104,23 +104,26 @@ def test_paper_config_dry_run_through_slurm_profile(user_config, workflow_copy):
 
 
 def test_paper_plan_is_the_papers_alone(workflow_copy):
-    """The README's full-scale dry run: the seven experiments, 8 classifier shards of 4
-    threads for each of their 10 embeddings, one lncRNA transfer (the only experiment with
-    lncRNAs), nothing of the demo."""
+    """The README's full-scale dry run: the ten experiments, 8 classifier shards of 4
+    threads for each of the 11 embeddings of the eight single-species ones and the baselines
+    (the mixed and pseudo-species models get embeddings, no classifiers), one lncRNA transfer
+    (the only experiment with lncRNAs), nothing of the demo."""
     cmd = [PY, "-m", "snakemake", "-n", "--cores", "16", "--forceall", "--configfile",
            "config/paper.yaml"]  # fmt: skip
     proc = run(cmd, workflow_copy)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     stats = job_stats(out)
-    assert stats["train_gene_lm"] == 7 and stats["classifier_metrics"] == 10
-    assert stats["classifier_shard"] == 8 * 10 and stats["lncrna_transfer"] == 1
+    assert stats["train_gene_lm"] == stats["gene_embeddings"] == 10
+    assert stats["classifier_metrics"] == 11
+    assert stats["classifier_shard"] == 8 * 11 and stats["lncrna_transfer"] == 1
     assert "simulate_compendium" not in stats
     shards = re.findall(r"rule classifier_shard:.*?wildcards: embedding=(\w+), shard=(\d+)"
                         r".*?threads: (\d+)", out, flags=re.S)  # fmt: skip
-    assert len(shards) == 80 and {t for _, _, t in shards} == {"4"}
+    assert len(shards) == 88 and {t for _, _, t in shards} == {"4"}
     per_embedding = {e: sorted(int(s) for e2, s, _ in shards if e2 == e) for e, _, _ in shards}
-    assert all(v == list(range(8)) for v in per_embedding.values()) and len(per_embedding) == 10
+    assert all(v == list(range(8)) for v in per_embedding.values()) and len(per_embedding) == 11
+    assert not {"gpt_binning_human_mouse", "gpt_binning_pseudo_human"} & set(per_embedding)
     assert "lncrna/gpt_binning_coding_lncrna/" in out and "lncrna/gpt_binning/" not in out
 
 
@@ -171,6 +174,36 @@ def test_experiments_book_their_own_resources(user_config, tmp_path, workflow_co
     assert "torch.distributed.run --standalone --nproc_per_node 1" in one_shell
     assert two_shell.startswith("srun --kill-on-bad-exit=1 --nodes=2 --ntasks=8")
     assert '"layers": 12' in two_shell and '"layers": 6' in one_shell  # the paper's 6 elsewhere
+
+
+def test_a_joint_experiment_is_trained_and_exported_but_not_classified(tmp_path, workflow_copy):
+    """A mixed-species model reads both corpora and gets its embeddings; classifiers,
+    baselines and label counts are the single-species experiment's alone."""
+    (tmp_path / "joint.yaml").write_text(yaml.safe_dump({"experiments": {
+        "single": {"objective": "gpt", "normalization": "binning"},
+        "mixed": {"objective": "gpt", "normalization": "binning", "species": ["mouse", "human"]},
+        "pseudo": {"objective": "bert_genes", "normalization": "binning", "pseudo_species": True},
+    }}))  # fmt: skip
+    cmd = [PY, "-m", "snakemake", "-n", "-p", "--forceall", "--configfile",
+           str(tmp_path / "joint.yaml")]  # fmt: skip
+    proc = run(cmd, workflow_copy)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    stats = job_stats(out)
+    assert stats["train_gene_lm"] == stats["gene_embeddings"] == 3
+    assert stats["classifier_metrics"] == 1 + 3 and stats["classifier_label_counts"] == 1
+    classified = set(re.findall(r"rule classifier_shard:.*?wildcards: embedding=(\w+)", out,
+                                flags=re.S))  # fmt: skip
+    assert classified == {"single", "baseline_shuffled", "baseline_random",
+                          "baseline_coexpression"}  # fmt: skip
+    assert "gexnet train results/demo/corpus/mouse results/demo/corpus/human " in out
+    assert "results/demo/embeddings/mixed.parquet" in out and "classifiers/mixed" not in out
+    assert "results/demo/embeddings/pseudo.parquet" in out and "classifiers/pseudo" not in out
+    # the classifiers' reference must be a single-species experiment
+    (tmp_path / "reference.yaml").write_text("classifiers: {reference: mixed}\n")
+    proc = run([*cmd, str(tmp_path / "reference.yaml")], workflow_copy)
+    assert proc.returncode != 0
+    assert "classifiers.reference: mixed is a joint experiment" in proc.stdout + proc.stderr
 
 
 def test_an_experiments_override_is_checked_by_the_schema(tmp_path, workflow_copy):
@@ -382,10 +415,18 @@ def test_demo_models_learn_the_planted_programs(demo_run: Path):
         validation = pd.read_csv(results / "models" / name / "validation.tsv", sep="\t")
         assert len(validation) == 3
         assert validation["validation_loss"].is_monotonic_decreasing, validation
-        accuracy, control = program_accuracy(
-            demo_run, results / "embeddings" / f"{name}.parquet", settings["species"]
-        )
-        assert accuracy > 0.8 and accuracy > control + 0.5, (name, accuracy, control)
+        table = pd.read_parquet(results / "embeddings" / f"{name}.parquet")
+        held = list(dict.fromkeys(table["species"]))  # a joint model: both parts, each checked
+        species = settings["species"]
+        expected = (species if isinstance(species, list)
+                    else [species, f"{species}_pseudo"] if settings["pseudo_species"]
+                    else [species])  # fmt: skip
+        assert held == expected, (name, held)
+        for part in held:
+            accuracy, control = program_accuracy(
+                demo_run, table[table["species"] == part], part.removesuffix("_pseudo")
+            )
+            assert accuracy > 0.8 and accuracy > control + 0.5, (name, part, accuracy, control)
 
 
 def test_demo_classifiers_per_source(demo_run: Path):
@@ -507,17 +548,24 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     ]
     stats = job_stats(output)
     n = len(paper["experiments"])
+    joint = [k for k, e in used["experiments"].items()
+             if isinstance(e["species"], list) or e["pseudo_species"]]  # fmt: skip
+    human = [
+        k for k, e in used["experiments"].items() if e["species"] == "human" and k not in joint
+    ]
+    assert len(joint) == 2 and len(human) == 7
     assert stats["train_gene_lm"] == stats["gene_embeddings"] == n
-    assert stats["classifier_metrics"] == n + 3 and stats["lncrna_transfer"] == 1
+    assert stats["classifier_metrics"] == n - len(joint) + 3 and stats["lncrna_transfer"] == 1
     assert stats["sample_qc"] == stats["corpus"] == 2
     results = workdir / "results" / "paper"
     for name in paper["experiments"]:
         description = json.loads((results / "models" / name / "model.json").read_text())
         assert description["experiment"]["objective"] == paper["experiments"][name]["objective"]
-        assert (results / "classifiers" / name / "metrics.parquet").is_file()
+        classified = (results / "classifiers" / name / "metrics.parquet").is_file()
+        assert classified == (name not in joint), name
     comparison = pd.read_csv(results / "classifiers" / "comparison.tsv", sep="\t")
-    assert set(comparison["embedding"]) == {*paper["experiments"], "baseline_shuffled",
-                                             "baseline_random", "baseline_coexpression"}  # fmt: skip
+    assert set(comparison["embedding"]) == {*human, "baseline_shuffled", "baseline_random",
+                                             "baseline_coexpression"}  # fmt: skip
     assert (results / "lncrna" / "gpt_binning_coding_lncrna" / "top_properties.tsv").is_file()
     assert not (results / "lncrna" / "gpt_binning").exists()  # coding-only: nothing to predict
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",

@@ -34,7 +34,13 @@ from ..conftest import REPO
 from .conftest import build_corpus
 
 MODEL = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "dropout": 0.0}
-GPT = {"objective": "gpt", "normalization": "binning", "species": "human", "biotypes": None}
+GPT = {
+    "objective": "gpt",
+    "normalization": "binning",
+    "species": "human",
+    "pseudo_species": False,
+    "biotypes": None,
+}
 
 
 def train_settings(**changes) -> dict:
@@ -50,8 +56,9 @@ def run_train(corpus, out, checkpoints, experiment=GPT, processes=1, settings=No
     """`gexnet train` as the rule runs it: torchrun with `processes` CPU processes."""
     run_config = {"seed": seed, "gene_lm": MODEL, "train": settings or train_settings(),
                   "experiments": {"test": experiment}}  # fmt: skip
+    corpora = [str(c) for c in corpus] if isinstance(corpus, list | tuple) else [str(corpus)]
     args = [
-        str(corpus), "--config", json.dumps(run_config), "--experiment", "test",
+        *corpora, "--config", json.dumps(run_config), "--experiment", "test",
         "--threads", str(processes), "--out", str(out), "--checkpoints", str(checkpoints),
     ]  # fmt: skip
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -327,10 +334,11 @@ def test_embedding_export(corpus, tmp_path):
     table = export.gene_embeddings(tmp_path / "out")
     vocabulary = Corpus(corpus).sequences("binning").vocabulary.iloc[3:]
     assert table["gene_id"].tolist() == vocabulary["gene_id"].tolist()
-    assert list(table.columns[:3]) == ["gene_id", "symbol", "biotype"]
-    assert list(table.columns[3:]) == [f"dim_{i}" for i in range(1, MODEL["hidden"] + 1)]
+    assert list(table.columns[:4]) == ["gene_id", "symbol", "biotype", "species"]
+    assert (table["species"] == "human").all()  # a single-species model says whose genes
+    assert list(table.columns[4:]) == [f"dim_{i}" for i in range(1, MODEL["hidden"] + 1)]
     model, _ = load_model(tmp_path / "out")
-    assert np.array_equal(table.iloc[:, 3:].to_numpy(np.float32), model.wte.weight[3:].detach())
+    assert np.array_equal(table.iloc[:, 4:].to_numpy(np.float32), model.wte.weight[3:].detach())
     table.loc[1, "symbol"] = table.loc[0, "symbol"]  # a shared symbol: both go by Ensembl ID
     table.loc[2, "symbol"] = ""
     embeddings.write_word2vec(table, tmp_path / "e.txt")
@@ -340,4 +348,4 @@ def test_embedding_export(corpus, tmp_path):
     names = back.index.tolist()
     assert names[:3] == table["gene_id"].iloc[:3].tolist() and len(set(names)) == len(names)
     assert names[3:] == table["symbol"].iloc[3:].tolist()
-    np.testing.assert_allclose(back.to_numpy(), table.iloc[:, 3:].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(back.to_numpy(), table.iloc[:, 4:].to_numpy(), rtol=1e-5)

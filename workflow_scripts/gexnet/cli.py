@@ -136,6 +136,15 @@ def _train(args) -> None:
         raise GexnetError(f"experiments: no experiment {args.experiment!r} (configured: {known})")
     settings = config.experiment_settings(cfg, args.experiment)
     experiment = {k: v for k, v in settings.items() if k not in ("gene_lm", "train")}
+    species = lm.species_of(experiment)
+    if len(args.corpus) != len(species):
+        what = (f"one corpus ({species[0]}, split into the pseudo-species halves)"
+                if experiment.get("pseudo_species")
+                else f"one corpus per species, in order: {', '.join(species)}")  # fmt: skip
+        raise GexnetError(
+            f"experiments.{args.experiment}: expects {what}; got {len(args.corpus)} "
+            f"({', '.join(map(str, args.corpus))})"
+        )
     lm.train(args.corpus, experiment, settings["gene_lm"], settings["train"], cfg["seed"],
              args.out, args.checkpoints, args.threads)  # fmt: skip
 
@@ -176,8 +185,10 @@ def _classify(args) -> None:
         if args.kind == "coexpression":
             if not args.corpus:
                 raise GexnetError("classify baseline coexpression needs --corpus")
-            dims = read_embedding(args.reference)[1].shape[1]
-            table = classify.coexpression_embedding(args.corpus, dims, seed, cfg["block_values"])
+            genes, vectors = read_embedding(args.reference)
+            species = genes["species"].iloc[0] if "species" in genes else None
+            table = classify.coexpression_embedding(args.corpus, vectors.shape[1], seed,
+                                                    cfg["block_values"], species)  # fmt: skip
         else:
             make = {"shuffled": classify.shuffled_embedding, "random": classify.random_embedding}
             table = make[args.kind](args.reference, seed)
@@ -385,7 +396,8 @@ def parser() -> argparse.ArgumentParser:
     n.set_defaults(func=_normalize)
 
     t = _with_config(sub.add_parser("train", help="train a gene language model (torchrun/srun)"))
-    t.add_argument("corpus", type=Path, help="a corpus directory")
+    t.add_argument("corpus", type=Path, nargs="+",
+                   help="corpus directories: one per species of the experiment, in its order")  # fmt: skip
     t.add_argument("--experiment", required=True, help="its name under experiments in the config")
     t.add_argument("--out", type=Path, required=True, help="output directory (the final model)")
     t.add_argument("--checkpoints", type=Path, required=True, help="kept across runs")

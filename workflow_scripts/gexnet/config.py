@@ -144,7 +144,19 @@ def validate(config: dict, schema_path: str | os.PathLike = SCHEMA) -> dict:
     errors = _errors(config, schema(schema_path))
     if errors:
         raise ConfigError("; ".join(dict.fromkeys(_describe(e) for e in errors)))
+    _check_experiments(config.get("experiments", {}))
     return config
+
+
+def _check_experiments(experiments: dict) -> None:
+    """What the schema cannot say clearly: the pseudo-species control splits one species."""
+    for name, experiment in experiments.items():
+        if experiment.get("pseudo_species") and isinstance(experiment.get("species"), list):
+            raise ConfigError(
+                f"config key 'experiments.{name}.pseudo_species': the pseudo-species control "
+                f"splits one species' samples in two; species is {experiment['species']} "
+                "(set one species, or pseudo_species: false)"
+            )
 
 
 def _errors(config: dict, rules: dict) -> list[jsonschema.ValidationError]:

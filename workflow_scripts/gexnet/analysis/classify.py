@@ -167,13 +167,14 @@ def random_embedding(reference: str | Path, seed: int) -> pd.DataFrame:
 
 
 def coexpression_embedding(
-    corpus: str | Path, dims: int, seed: int, block_values: int = 50_000_000
-) -> pd.DataFrame:
+    corpus: str | Path, dims: int, seed: int, block_values: int = 50_000_000,
+    species: str | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Gene2vec-like: the top `dims` eigenvectors of the gene–gene correlation of the corpus's
-    log values, scaled by the square root of their eigenvalues. Randomized subspace iteration
-    over blocks of samples of at most `block_values` values (samples × genes): besides one
-    block, memory holds a few genes × (dims + 10) arrays; the correlation matrix (genes²) is
-    never formed."""
+    log values, scaled by the square root of their eigenvalues; the genes' species column is
+    `species` when given. Randomized subspace iteration over blocks of samples of at most
+    `block_values` values (samples × genes): besides one block, memory holds a few genes ×
+    (dims + 10) arrays; the correlation matrix (genes²) is never formed."""
     reader = Corpus(corpus)
     dense, reference, genes = reader.array("dense"), reader.reference(), reader.genes
     mean = reference["mean"].to_numpy(np.float64)
@@ -202,6 +203,8 @@ def coexpression_embedding(
     embedding = (basis @ vectors[:, order]) * np.sqrt(np.maximum(values[order], 0))
     if k < dims:  # fewer genes than dimensions: pad with zeros
         embedding = np.pad(embedding, ((0, 0), (0, dims - k)))
+    if species is not None:
+        genes = genes.assign(species=species)
     return embedding_table(genes, embedding.astype(np.float32))
 
 

@@ -13,7 +13,8 @@ from gexnet.training.lm import load_model
 
 
 def gene_embeddings(model_dir: str | Path) -> pd.DataFrame:
-    """gene_id, symbol, biotype, dim_1..dim_d of a training output directory."""
+    """gene_id, symbol, biotype, species, dim_1..dim_d of a training output directory (a
+    model from before vocabularies had a species column: its experiment's species)."""
     model, description = load_model(model_dir)
     vocabulary = pd.read_csv(
         Path(model_dir) / description["vocabulary"], sep="\t", keep_default_na=False
@@ -22,4 +23,6 @@ def gene_embeddings(model_dir: str | Path) -> pd.DataFrame:
     vectors = model.gene_embeddings().numpy()
     if len(genes) != len(vectors):
         raise ValueError(f"{model_dir}: {len(vectors)} embeddings for {len(genes)} genes")
-    return embedding_table(genes[["gene_id", "symbol", "biotype"]], vectors)
+    if "species" not in genes.columns:
+        genes = genes.assign(species=description["experiment"].get("species", "human"))
+    return embedding_table(genes[["gene_id", "symbol", "biotype", "species"]], vectors)
