@@ -100,7 +100,7 @@ rule human_mouse_align:
 
 rule human_mouse_figures:
     input:
-        rules.human_mouse_align.output,
+        **rules.human_mouse_align.output,
     output:
         pca=report(
             results("human_mouse/{comparison}/pca.svg"),
@@ -131,7 +131,7 @@ rule human_mouse_figures:
     conda:
         "../envs/gexnet.yaml"
     shell:
-        "python -m gexnet human-mouse figures $(dirname {input[0]}) --pca {output.pca}"
+        "python -m gexnet human-mouse figures $(dirname {input.pairs}) --pca {output.pca}"
         " --ranks {output.ranks} --curve {output.curve} --groups {output.groups} > {log} 2>&1"
 
 

@@ -123,6 +123,12 @@ def test_paper_plan_is_the_papers_alone(workflow_copy):
     assert len(shards) == 88 and {t for _, _, t in shards} == {"4"}
     per_embedding = {e: sorted(int(s) for e2, s, _ in shards if e2 == e) for e, _, _ in shards}
     assert all(v == list(range(8)) for v in per_embedding.values()) and len(per_embedding) == 11
+    # the human-mouse comparison: Ensembl 100 CDS downloaded, the pairs in 16 DNA jobs, three
+    # comparisons (separate, mixed, pseudo-species), their figures and one summary
+    assert stats["download_cds"] == 2 and stats["dna_similarity_shard"] == 16
+    assert stats["human_mouse_align"] == stats["human_mouse_figures"] == 3
+    assert stats["human_mouse_summary"] == stats["dna_similarity"] == 1
+    assert "Homo_sapiens.GRCh38.cds.all.fa.gz" in out and "Mus_musculus.GRCm38.cds.all.fa.gz" in out
     assert not {"gpt_binning_human_mouse", "gpt_binning_pseudo_human"} & set(per_embedding)
     assert "lncrna/gpt_binning_coding_lncrna/" in out and "lncrna/gpt_binning/" not in out
 
@@ -568,6 +574,12 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
                                              "baseline_coexpression"}  # fmt: skip
     assert (results / "lncrna" / "gpt_binning_coding_lncrna" / "top_properties.tsv").is_file()
     assert not (results / "lncrna" / "gpt_binning").exists()  # coding-only: nothing to predict
+    assert stats["human_mouse_align"] == 3 and stats["dna_similarity_shard"] == 2
+    summary = pd.read_csv(results / "human_mouse" / "summary.tsv", sep="\t")
+    assert set(summary["comparison"]) == {"separate", "mixed", "pseudo"}
+    assert set(summary["method"]) == {"supervised", "unsupervised", "none", "shuffled"}
+    for name in ("separate", "mixed", "pseudo"):
+        assert (results / "human_mouse" / name / "groups.svg").is_file()
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
              *config_overrides(MINIATURE)]  # fmt: skip
     proc = run(again, workdir)

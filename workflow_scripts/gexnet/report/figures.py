@@ -131,7 +131,7 @@ def ortholog_ranks(pairs: pd.DataFrame, path: str | Path) -> None:
     held-out pairs and all pairs side by side (the pairs table)."""
     top = max(int(pairs["cosine_rank_human_to_mouse"].max()), 10)
     bins = np.unique(np.round(np.logspace(0, np.log10(top + 1), 30)))
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharex=True, squeeze=False)
     for ax, (title, subset) in zip(
         axes[0],
         (("held-out pairs", pairs[pairs["split"] == "held_out"]), ("all pairs", pairs)),
@@ -147,7 +147,7 @@ def ortholog_ranks(pairs: pd.DataFrame, path: str | Path) -> None:
         ax.set_xscale("log")
         ax.set_title(f"{title} ({subset[['human_gene_id']].drop_duplicates().shape[0]:,})",
                      fontsize=9)  # fmt: skip
-        ax.set_xlabel("rank of the true ortholog (human → mouse, cosine)")
+        ax.set_xlabel("true ortholog's rank (human → mouse)")
         ax.set_ylabel("pairs")
         ax.legend(frameon=False, fontsize=6)
     fig.tight_layout()
@@ -155,21 +155,22 @@ def ortholog_ranks(pairs: pd.DataFrame, path: str | Path) -> None:
 
 
 def dictionary_curve(curve: pd.DataFrame, path: str | Path) -> None:
-    """Rank-1 and top-10 rates of the held-out pairs against the share of the training
+    """Rank-1, top-10 and top-100 rates of the held-out pairs against the share of the training
     dictionary used (the curve table; cosine, both directions)."""
-    fig, ax = plt.subplots(figsize=(3.6, 3.0))
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
     rows = curve[curve["measure"] == "cosine"]
     styles = {"human_to_mouse": "-", "mouse_to_human": "--"}
-    for colour, rate in zip(PALETTE, ("rank1", "top10"), strict=False):
+    names = {"rank1": "rank 1", "top10": "top 10", "top100": "top 100"}
+    for colour, (rate, name) in zip(PALETTE, names.items(), strict=False):
         for direction, line in styles.items():
             part = rows[rows["direction"] == direction].sort_values("fraction")
             ax.plot(part["fraction"], part[rate], line, marker="o", ms=3, color=colour,
-                    label=f"{'rank 1' if rate == 'rank1' else 'top 10'}, "
-                    f"{direction.replace('_to_', ' → ')}")  # fmt: skip
+                    label=f"{name}, {direction.replace('_to_', ' → ')}")  # fmt: skip
     ax.set_xlabel("share of the training dictionary")
     ax.set_ylabel("share of held-out pairs")
-    ax.set_ylim(0, 1)
-    ax.legend(frameon=False, fontsize=6)
+    top = rows[list(names)].to_numpy(float).max() if len(rows) else 1.0
+    ax.set_ylim(0, min(1.0, max(0.05, 1.15 * top)))  # small rates stay readable
+    ax.legend(frameon=False, fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     save(fig, path)
 
