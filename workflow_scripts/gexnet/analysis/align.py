@@ -138,13 +138,17 @@ def _csls_best(queries, targets, q_radius, t_radius, chunk) -> tuple[np.ndarray,
 
 
 def mutual_nn(
-    a: np.ndarray, b: np.ndarray, k: int = 10, limit: int | None = None, chunk: int = CHUNK
-) -> Pairs:
+    a: np.ndarray, b: np.ndarray, k: int = 10, limit: int | None = None, chunk: int = CHUNK,
+    radii: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Pairs:  # fmt: skip
     """The dictionary of mutual nearest neighbours under CSLS (a's best in b whose best in a is
-    that row of a), among the first `limit` rows of each side (None: all); sorted by ia."""
+    that row of a), among the first `limit` rows of each side (None: all); sorted by ia.
+    `radii` (r_b of a's rows, r_a of b's rows), when the caller has them, are not recomputed."""
     _check(a, b)
     a, b = a[:limit], b[:limit]
-    radius_ab, radius_ba = neighbour_radii(a, b, k, chunk), neighbour_radii(b, a, k, chunk)
+    if radii is None or limit is not None:
+        radii = neighbour_radii(a, b, k, chunk), neighbour_radii(b, a, k, chunk)
+    radius_ab, radius_ba = radii
     best_ab, _ = _csls_best(a, b, radius_ab, radius_ba, chunk)
     best_ba, _ = _csls_best(b, a, radius_ba, radius_ab, chunk)
     ia = np.flatnonzero(best_ba[best_ab] == np.arange(len(a)))
@@ -184,15 +188,20 @@ class Alignment:
 
 def _refine(a, b, mapping, dictionary_size, score, refinements, k, limit) -> Alignment:
     """MUSE's refinement from a first mapping: re-induce the dictionary from mutual nearest
-    neighbours under CSLS, refit, `refinements` times; keep the best-scoring mapping."""
-    mappings, rows = [mapping], [(0, dictionary_size, score(mapping))]
-    for iteration in range(1, refinements + 1):
-        ia, ib = mutual_nn(a @ mapping, b, k, limit)
+    neighbours under CSLS, refit, `refinements` times; keep the best-scoring mapping. Each
+    mapping's CSLS radii are computed once, for its score and its next dictionary alike."""
+    mappings, rows = [], []
+    for iteration in range(refinements + 1):
+        x = a @ mapping
+        radii = neighbour_radii(x, b, k), neighbour_radii(b, x, k)
+        mappings.append(mapping)
+        rows.append((iteration, dictionary_size, score(x, radii)))
+        if iteration == refinements:
+            break
+        ia, ib = mutual_nn(x, b, k, limit, radii=radii)
         if len(ia) < 2:  # nothing left to fit on: stop refining here
             break
-        mapping = procrustes(a[ia], b[ib])
-        mappings.append(mapping)
-        rows.append((iteration, len(ia), score(mapping)))
+        mapping, dictionary_size = procrustes(a[ia], b[ib]), len(ia)
     history = pd.DataFrame(rows, columns=["iteration", "dictionary_size", "score"])
     chosen = int(np.nanargmax(history["score"].to_numpy())) if history["score"].notna().any() else 0
     history["chosen"] = np.arange(len(history)) == chosen
@@ -218,8 +227,9 @@ def fit_supervised(
     if len(va) == 0:
         raise GexnetError("no validation pairs to choose among the refinements")
 
-    def score(mapping):
-        ranks = ortholog_ranks(a @ mapping, b, va, vb, "csls", k)["rank_ab"]
+    def score(x, radii):
+        radius_ab, radius_ba = radii
+        ranks = _ranks(x[va], b, vb, radius_ab[va], radius_ba, CHUNK)
         return float((1 / ranks).mean())
 
     return _refine(a, b, procrustes(a[ta], b[tb]), len(ta), score, refinements, k, limit)
@@ -255,11 +265,11 @@ def fit_unsupervised(
             "start an unsupervised alignment"
         )
 
-    def score(mapping):
-        x = (a @ mapping)[:limit]
+    def score(x, radii):
         target = b[:limit]
-        radius_ab, radius_ba = neighbour_radii(x, target, k), neighbour_radii(target, x, k)
-        return float(_csls_best(x, target, radius_ab, radius_ba, CHUNK)[1].mean())
+        if limit is not None:
+            radii = neighbour_radii(x[:limit], target, k), neighbour_radii(target, x[:limit], k)
+        return float(_csls_best(x[:limit], target, *radii, CHUNK)[1].mean())
 
     return _refine(a, b, procrustes(a[ia], b[ib]), len(ia), score, refinements, k, limit)
 
