@@ -28,7 +28,8 @@ def rotated_copy(n=2000, d=32, noise=0.02, seed=0):
 
 
 def brute_force(a, b, ia, ib, k, measure):
-    """Ranks by the full score matrix in float64: 1 + candidates strictly above the partner."""
+    """Ranks by the full score matrix in float64: 1 + candidates strictly above the partner (by
+    more than float32 rounding, align.TIE, so exact duplicates tie)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     s = a @ b.T
     if measure == "csls":
@@ -36,8 +37,8 @@ def brute_force(a, b, ia, ib, k, measure):
         r_a = np.sort(s.T, axis=1)[:, -k:].mean(axis=1)  # of each b row among a
         s = 2 * s - r_b[:, None] - r_a[None, :]
     own = s[ia, ib]
-    rank_ab = 1 + (s[ia] > own[:, None] + 1e-9).sum(axis=1)
-    rank_ba = 1 + (s[:, ib].T > own[:, None] + 1e-9).sum(axis=1)
+    rank_ab = 1 + (s[ia] > own[:, None] + align.TIE).sum(axis=1)
+    rank_ba = 1 + (s[:, ib].T > own[:, None] + align.TIE).sum(axis=1)
     return rank_ab, rank_ba
 
 
@@ -53,12 +54,17 @@ def test_procrustes_equals_scipy():
 def test_normalize_is_unit_centre_unit():
     rng = np.random.default_rng(1)
     x = rng.normal(2.0, 3.0, size=(200, 12))
-    x[5] = 0
-    y = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
-    y = y - y.mean(axis=0)
-    y = y / np.linalg.norm(y, axis=1, keepdims=True)
-    np.testing.assert_allclose(align.normalize(x), y, atol=1e-5)
-    assert align.normalize(x).dtype == np.float32
+    x[5] = 0  # a gene without a vector: stays zero, out of the mean
+    keep = np.arange(len(x)) != 5
+    y = np.zeros_like(x)
+    y[keep] = x[keep] / np.linalg.norm(x[keep], axis=1, keepdims=True)
+    y[keep] -= y[keep].mean(axis=0)
+    np.testing.assert_allclose(y[keep].mean(axis=0), 0, atol=1e-12)  # the centring step
+    y[keep] /= np.linalg.norm(y[keep], axis=1, keepdims=True)
+    got = align.normalize(x)
+    np.testing.assert_allclose(got, y, atol=1e-5)
+    assert got.dtype == np.float32 and not got[5].any()
+    np.testing.assert_allclose(np.linalg.norm(got[keep], axis=1), 1, atol=1e-5)
 
 
 @pytest.mark.parametrize("measure", ["cosine", "csls"])
@@ -66,7 +72,9 @@ def test_ranks_and_radii_equal_brute_force(measure):
     rng = np.random.default_rng(2)
     a = align.normalize(rng.normal(size=(300, 10)))
     b = align.normalize(rng.normal(size=(250, 10)))
-    ia, ib = rng.integers(0, 300, 180), rng.integers(0, 250, 180)
+    a[250:], b[200:] = a[:50], b[:50]  # duplicate rows: exact ties, which must not hurt
+    ia = np.r_[np.arange(50), np.arange(250, 300), rng.integers(0, 300, 80)]
+    ib = np.r_[np.arange(200, 250), np.arange(50), rng.integers(0, 250, 80)]
     got = align.ortholog_ranks(a, b, ia, ib, measure, k=7, chunk=64)  # chunks exercised
     rank_ab, rank_ba = brute_force(a, b, ia, ib, 7, measure)
     np.testing.assert_array_equal(got["rank_ab"], rank_ab)
@@ -75,6 +83,9 @@ def test_ranks_and_radii_equal_brute_force(measure):
     radii = align.neighbour_radii(a, b, 7, chunk=64)
     full = np.sort(a.astype(np.float64) @ b.T, axis=1)[:, -7:].mean(axis=1)
     np.testing.assert_allclose(radii, full, atol=1e-6)
+    # a partner and its duplicate share one rank: the duplicate does not count against it
+    twin = align.ortholog_ranks(a, b, ia[:50], ib[:50] - 200, measure, k=7, chunk=64)
+    np.testing.assert_array_equal(twin["rank_ab"], got["rank_ab"][:50])
 
 
 def test_ties_do_not_count_against_the_partner():
@@ -99,8 +110,11 @@ def test_mutual_nearest_neighbours_equal_brute_force():
     np.testing.assert_array_equal(ia, expected)
     np.testing.assert_array_equal(ib, best_ab[expected])
     assert len(ia) > 50
-    limited = align.mutual_nn(a, b, k=5, limit=100)
-    assert limited[0].max() < 100 and limited[1].max() < 100
+    # limit keeps the full matrix's mutual pairs within the first 100 rows of both sides
+    limited = align.mutual_nn(a, b, k=5, limit=100, chunk=32)
+    within = (expected < 100) & (best_ab[expected] < 100)
+    np.testing.assert_array_equal(limited[0], expected[within])
+    np.testing.assert_array_equal(limited[1], best_ab[expected[within]])
 
 
 def test_planted_rotation_is_recovered_on_held_out_genes():
@@ -177,3 +191,12 @@ def test_bad_input_is_one_clear_error():
     one = (np.array([0]), np.array([0]))
     with pytest.raises(GexnetError, match=r"dictionary of 1 pair\(s\) is too small"):
         align.fit_supervised(a, b, one, one)
+
+
+def test_refinement_stops_where_the_induced_dictionary_is_too_small():
+    a, b, _ = rotated_copy(n=300, d=8, seed=8)
+    idx = np.arange(300)
+    fit = align.fit_supervised(a, b, (idx[:200], idx[:200]), (idx[200:], idx[200:]), 3, limit=1)
+    assert len(fit.history) == 1  # limit 1: at most one induced pair, nothing to refit on
+    assert fit.history["chosen"].tolist() == [True]
+    np.testing.assert_allclose(fit.mapping, align.procrustes(a[:200], b[:200]))

@@ -4,13 +4,17 @@ CSLS, mutual-nearest-neighbour refinement (supervised and unsupervised), ranks i
 `a` (n_a × d) and `b` (n_b × d) are the two sides' vectors (human, mouse); a pair list is two
 index arrays (ia, ib) into their rows; a mapping W (d × d, orthogonal) takes a onto b: a W ≈ b.
 Vectors are prepared as MUSE and VecMap do (`normalize`: unit length, centred, unit length), so
-a dot product is a cosine.
+a dot product is a cosine; a zero row (a gene without a vector) stays zero and out of the mean.
 
 CSLS (Conneau et al. 2018) corrects cosine for hubs, vectors near to everything:
 CSLS(x, y) = 2 cos(x, y) − r_b(x) − r_a(y), where r_b(x) is the mean cosine of x to its k
 nearest rows of b and r_a(y) that of y to its k nearest rows of a. The rank of a true partner is
-1 + the number of candidates scoring strictly higher (ties do not count against it). Every score
-matrix is computed a chunk of query rows at a time (memory chunk × n, never n × n).
+1 + the number of candidates scoring strictly higher (ties do not count against it): higher by
+more than `TIE` (4e-6), since float32 products of unit vectors carry rounding of ~2e-7 that
+differs between matrix columns, so a duplicate of the partner would otherwise outrank it by
+noise. Every score matrix is computed a chunk of query rows at a time (memory chunk × n, never
+n × n). `limit` restricts an induced dictionary to pairs within the first `limit` rows of both
+sides, as MUSE's dico_max_rank does: nearest neighbours and radii are still taken among all rows.
 
 The supervised fit (MUSE's refinement) starts from Procrustes on the training dictionary, then
 re-induces the dictionary from mutual nearest neighbours under CSLS and refits, `refinements`
@@ -21,7 +25,9 @@ described by its sorted similarity profile within its own species (the rows of (
 sampled at `init_size` quantiles so that both species' profiles have one length), genes are
 matched across species on those profiles (mutual nearest neighbours under CSLS) to give an
 initial dictionary, and the same refinement follows, the mapping chosen by MUSE's unsupervised
-criterion (mean cosine of each a row to its CSLS-nearest row of b).
+criterion (mean cosine of each a row to its CSLS-nearest row of b). Genes are not ordered by
+frequency as words are, so VecMap's "first init_size words" has no meaning here: every gene
+gets a profile, and `init_size` is the profile's length, not a count of genes.
 """
 
 from __future__ import annotations
@@ -38,14 +44,17 @@ Pairs = tuple[np.ndarray, np.ndarray]
 MEASURES = ("cosine", "csls")
 SPLITS = ("train", "validation", "held_out")
 CHUNK = 4096
+TIE = 4e-6  # score differences within float32 rounding of a product of unit vectors are ties
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Unit length, mean-centred, unit length again (float32 copy; zero rows stay zero)."""
     x = np.array(vectors, dtype=np.float32, copy=True)
+    present = np.linalg.norm(x, axis=1) > 0  # zero rows: no vector, neither moved nor counted
     for step in ("unit", "centre", "unit"):
         if step == "centre":
-            x -= x.mean(axis=0, keepdims=True)
+            if present.any():
+                x[present] -= x[present].mean(axis=0, keepdims=True)
         else:
             norms = np.linalg.norm(x, axis=1, keepdims=True)
             x /= np.where(norms > 0, norms, 1)
@@ -94,13 +103,21 @@ def _ranks(queries, targets, true, q_radius, t_radius, chunk) -> np.ndarray:
     the radii are None, else CSLS)."""
     ranks = np.empty(len(queries), np.int64)
     for start in range(0, len(queries), chunk):
-        scores = queries[start : start + chunk] @ targets.T
-        if q_radius is not None:
-            scores = 2 * scores - q_radius[start : start + chunk, None] - t_radius[None, :]
-        rows = np.arange(len(scores))
-        own = scores[rows, true[start : start + chunk]]
-        ranks[start : start + chunk] = 1 + (scores > own[:, None]).sum(axis=1)
+        scores = _scores(queries[start : start + chunk], targets, q_radius, t_radius, start)
+        own = scores[np.arange(len(scores)), true[start : start + chunk]]
+        ranks[start : start + chunk] = 1 + (scores > own[:, None] + TIE).sum(axis=1)
     return ranks
+
+
+def _scores(queries, targets, q_radius, t_radius, start) -> np.ndarray:
+    """One chunk's score matrix: cosine, or CSLS when the radii are given (in place: one
+    chunk × n matrix in memory, not three)."""
+    scores = queries @ targets.T
+    if q_radius is not None:
+        scores *= 2
+        scores -= q_radius[start : start + len(queries), None]
+        scores -= t_radius[None, :]
+    return scores
 
 
 def ortholog_ranks(
@@ -128,12 +145,10 @@ def ortholog_ranks(
 def _csls_best(queries, targets, q_radius, t_radius, chunk) -> tuple[np.ndarray, np.ndarray]:
     """Per query, its CSLS-nearest target and their cosine."""
     best = np.empty(len(queries), np.int64)
-    cosine = np.empty(len(queries), np.float32)
     for start in range(0, len(queries), chunk):
-        sims = queries[start : start + chunk] @ targets.T
-        scores = 2 * sims - q_radius[start : start + chunk, None] - t_radius[None, :]
+        scores = _scores(queries[start : start + chunk], targets, q_radius, t_radius, start)
         best[start : start + chunk] = scores.argmax(axis=1)
-        cosine[start : start + chunk] = sims[np.arange(len(sims)), best[start : start + chunk]]
+    cosine = np.einsum("ij,ij->i", queries, targets[best])  # recomputed: scores are CSLS now
     return best, cosine
 
 
@@ -142,16 +157,19 @@ def mutual_nn(
     radii: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Pairs:  # fmt: skip
     """The dictionary of mutual nearest neighbours under CSLS (a's best in b whose best in a is
-    that row of a), among the first `limit` rows of each side (None: all); sorted by ia.
-    `radii` (r_b of a's rows, r_a of b's rows), when the caller has them, are not recomputed."""
+    that row of a), kept where both rows are among the first `limit` of their side (None: all;
+    neighbours among all rows, as MUSE); sorted by ia. `radii` (r_b of a's rows, r_a of b's
+    rows), when the caller has them, are not recomputed."""
     _check(a, b)
-    a, b = a[:limit], b[:limit]
-    if radii is None or limit is not None:
+    if radii is None:
         radii = neighbour_radii(a, b, k, chunk), neighbour_radii(b, a, k, chunk)
     radius_ab, radius_ba = radii
-    best_ab, _ = _csls_best(a, b, radius_ab, radius_ba, chunk)
-    best_ba, _ = _csls_best(b, a, radius_ba, radius_ab, chunk)
-    ia = np.flatnonzero(best_ba[best_ab] == np.arange(len(a)))
+    n = max(len(a), len(b)) if limit is None else limit
+    best_ab, _ = _csls_best(a[:n], b, radius_ab[:n], radius_ba, chunk)
+    best_ba, _ = _csls_best(b[:n], a, radius_ba[:n], radius_ab, chunk)
+    back = np.full(len(b), -1)  # best_ba for b's rows within the limit, -1 beyond
+    back[: len(best_ba)] = best_ba
+    ia = np.flatnonzero(back[best_ab] == np.arange(len(best_ab)))
     return ia, best_ab[ia]
 
 
@@ -265,11 +283,9 @@ def fit_unsupervised(
             "start an unsupervised alignment"
         )
 
-    def score(x, radii):
-        target = b[:limit]
-        if limit is not None:
-            radii = neighbour_radii(x[:limit], target, k), neighbour_radii(target, x[:limit], k)
-        return float(_csls_best(x[:limit], target, *radii, CHUNK)[1].mean())
+    def score(x, radii):  # the first `limit` rows of a, each to its CSLS-nearest of all b
+        radius_ab, radius_ba = radii
+        return float(_csls_best(x[:limit], b, radius_ab[:limit], radius_ba, CHUNK)[1].mean())
 
     return _refine(a, b, procrustes(a[ia], b[ib]), len(ia), score, refinements, k, limit)
 
