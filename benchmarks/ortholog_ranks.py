@@ -8,8 +8,11 @@ What is measured:
 - ranks: `align.ortholog_ranks` for all pairs, both directions, by cosine and by CSLS (chunked
   matrix products), against a per-gene loop (for each pair: its query's scores against all
   genes, the count above the partner; CSLS with its radii from the same loop), timed on
-  --loop-genes queries and scaled linearly to all; the ranks of those queries must be equal
-  (exit 1 otherwise);
+  --loop-genes queries and scaled linearly to all; the ranks of those queries must agree
+  (exit 1 otherwise): at least 99% identical and none off by more than 1, since the two sum
+  float32 products in different orders and a candidate within rounding (~1e-7) of the partner's
+  score plus `align.TIE` may fall either side of it (2 of 500 CSLS ranks, both in the
+  thousands, at 20,000 genes);
 - fit: one supervised alignment (Procrustes on 95% of the pairs, --refinements refinements
   under CSLS, each scored on a validation part), the whole of what one method costs.
 
@@ -54,7 +57,7 @@ def loop_ranks(a, b, queries, measure, k) -> tuple[np.ndarray, float, float]:
         scores = b @ a[i]
         if measure == "csls":
             scores = 2 * scores - radius_b[i] - radius_a
-        ranks.append(1 + int((scores > scores[i]).sum()))
+        ranks.append(1 + int((scores > scores[i] + align.TIE).sum()))  # same tie rule
     return np.array(ranks), radii, time.perf_counter() - start
 
 
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--genes", type=int, default=20_000)
     p.add_argument("--dims", type=int, default=200)
-    p.add_argument("--loop-genes", type=int, default=300, help="queries the loop is timed on")
+    p.add_argument("--loop-genes", type=int, default=500, help="queries the loop is timed on")
     p.add_argument("--refinements", type=int, default=5)
     args = p.parse_args(argv)
     a, b = embeddings(args.genes, args.dims)
@@ -75,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         ours = time.perf_counter() - start
         direct, radii, looped = loop_ranks(a, b, queries, measure, 10)
         scaled = radii + looped * 2 * args.genes / args.loop_genes  # both directions
-        same = np.array_equal(direct, ranks["rank_ab"][queries])
-        ok &= same
+        gap = np.abs(direct - ranks["rank_ab"][queries])
+        ok &= bool((gap == 0).mean() >= 0.99 and gap.max() <= 1)
+        same = f"{(gap == 0).sum()}/{len(gap)}" + (f" (others ±{gap.max()})" if gap.any() else "")
         rows.append((f"ranks, {measure}, both directions", ours, scaled, same))
     split = align.split_dictionary(args.genes, 0.05, 0.05, seed=0)
     part = {s: (pairs[split == s], pairs[split == s]) for s in align.SPLITS}
@@ -86,12 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     held = align.ortholog_ranks(a @ fit.mapping, b, *part["held_out"])["rank_ab"]
     print(f"{args.genes:,} genes × {args.dims} dims per species; loop timed on "
           f"{args.loop_genes} queries, scaled to all {args.genes:,} pairs × 2 directions\n")  # fmt: skip
-    print("| step | gexnet s | per-gene loop s (scaled) | ratio | ranks equal |")
+    print("| step | gexnet s | per-gene loop s (scaled) | ratio | loop's ranks equal |")
     print("|---|---:|---:|---:|---|")
     for name, ours, loop, same in rows:
-        print(
-            f"| {name} | {ours:.1f} | {loop:.0f} | {loop / ours:.0f}× | {'yes' if same else 'NO'} |"
-        )
+        print(f"| {name} | {ours:.1f} | {loop:.0f} | {loop / ours:.0f}× | {same} |")
     print(f"| supervised fit, {args.refinements} refinements | {fitted:.1f} | | | |")
     print(f"\nheld-out rank 1 after the fit: {(held == 1).mean():.1%}")
     return 0 if ok else 1
