@@ -221,14 +221,19 @@ for name in EXPERIMENTS:
             f"experiments.{name}.species: {', '.join(missing)} not among species {SPECIES}"
         )
 
+
 # A joint experiment (two species, or the pseudo-species control) is one model over two
 # vocabularies: its embeddings are for the human-mouse comparison, not for the classifiers,
 # baselines, label counts or lncRNA transfer, which take one species' genes.
-JOINT_EXPERIMENTS = [
-    name
-    for name in EXPERIMENTS
-    if len(experiment_species(name)) > 1 or EXPERIMENTS[name]["pseudo_species"]
-]
+def joint_kind(name):
+    """What kind of model of two sides an experiment is: joint (both species), pseudo (the
+    pseudo-species control), or None (one species)."""
+    if EXPERIMENTS[name]["pseudo_species"]:
+        return "pseudo"
+    return "joint" if len(experiment_species(name)) > 1 else None
+
+
+JOINT_EXPERIMENTS = [name for name in EXPERIMENTS if joint_kind(name)]
 SINGLE_EXPERIMENTS = [name for name in EXPERIMENTS if name not in JOINT_EXPERIMENTS]
 
 
@@ -423,15 +428,6 @@ COMPARISONS = HUMAN_MOUSE["comparisons"]
 ALIGNMENT_SETTINGS = {k: v for k, v in HUMAN_MOUSE.items() if k not in ("comparisons", "dna")}
 # The tables of one comparison (gexnet.analysis.human_mouse.TABLES, which rules do not import).
 COMPARISON_TABLES = ("pairs", "methods", "curve", "mappings", "refinements", "pca", "groups")
-
-
-def joint_kind(name):
-    """What kind of model of two sides an experiment is: joint (both species), pseudo (the
-    pseudo-species control), or None (one species)."""
-    e = EXPERIMENTS[name]
-    if e.get("pseudo_species"):
-        return "pseudo"
-    return "joint" if isinstance(e["species"], list) else None
 
 
 def comparison_embeddings(name):

@@ -147,8 +147,7 @@ def test_tables_hold_what_the_module_documents(separate):
         assert (table["comparison"] == "planted").all()
 
 
-def test_joint_and_pseudo_embeddings_give_their_sides(separate, tmp_path):
-
+def test_joint_and_pseudo_embeddings_give_their_sides(tmp_path):
     human, mouse, orthologs, _ = planted()
     joint = pd.concat([human.assign(species="human"), mouse.assign(species="mouse")])
     cols = ["gene_id", "symbol", "biotype", "species"]

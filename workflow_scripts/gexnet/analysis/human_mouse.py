@@ -49,7 +49,7 @@ import pandas as pd
 
 from gexnet.analysis import align, dna
 from gexnet.errors import GexnetError
-from gexnet.formats.embeddings import read_embedding
+from gexnet.formats.embeddings import PSEUDO_SUFFIX, read_embedding
 from gexnet.formats.io import write_table
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,9 @@ def load_sides(embeddings: list[Path], orthologs: pd.DataFrame | None) -> Sides:
         kind, names, pairs = "separate", ("human", "mouse"), _pairs_of(orthologs, embeddings)
     elif len(embeddings) == 1:
         vectors, parts = _species_rows(embeddings[0], None)
-        pseudo = [s for s in parts if s.endswith("_pseudo")]
+        pseudo = [s for s in parts if s.endswith(PSEUDO_SUFFIX)]
         if pseudo:
-            first = pseudo[0].removesuffix("_pseudo")
+            first = pseudo[0].removesuffix(PSEUDO_SUFFIX)
             names, kind = (first, pseudo[0]), "pseudo"
         else:
             names, kind = ("human", "mouse"), "joint"
@@ -182,42 +182,28 @@ def compare(
     pairs = sides.pairs
     split = align.split_dictionary(len(pairs), settings["held_out_fraction"],
                                    settings["validation_fraction"], seed)  # fmt: skip
-    part = {s: (pairs["ia"].to_numpy()[split == s], pairs["ib"].to_numpy()[split == s])
-            for s in ("train", "validation", "held_out")}  # fmt: skip
+    ia, ib = pairs["ia"].to_numpy(), pairs["ib"].to_numpy()
+    part = {s: (ia[split == s], ib[split == s]) for s in align.SPLITS}
     log.info("%s: %s pairs: %s", name, sides.kind, {s: len(v[0]) for s, v in part.items()})
     a, b = align.normalize(sides.a), align.normalize(sides.b)
     k, refinements = settings["csls_k"], settings["refinements"]
     methods = list(settings["methods"]) + (["shuffled"] if settings["controls"] else [])
-    fits, mapped_b = {}, {}
-    for method in methods:
-        target = b
-        if method == "shuffled":
-            target = align.normalize(align.shuffle_rows(sides.b, seed))
-        if method in ("supervised", "shuffled"):
-            fits[method] = align.fit_supervised(a, target, part["train"], part["validation"],
-                                                refinements, k)  # fmt: skip
-        elif method == "unsupervised":
-            fits[method] = align.fit_unsupervised(a, target, refinements, k,
-                                                  settings["unsupervised_init_size"])  # fmt: skip
-        else:
-            identity = np.eye(a.shape[1], dtype=np.float32)
-            history = pd.DataFrame({"iteration": [0], "dictionary_size": [0],
-                                    "score": [np.nan], "chosen": [True]})  # fmt: skip
-            fits[method] = align.Alignment(identity, history)
-        mapped_b[method] = target
     tables = {"pairs": [], "methods": [], "mappings": [], "refinements": []}
     base = pairs[["human_gene_id", "mouse_gene_id"]].assign(split=split)
-    base.insert(1, "human_symbol", sides.human["symbol"].to_numpy()[pairs["ia"]])
-    base.insert(3, "mouse_symbol", sides.mouse["symbol"].to_numpy()[pairs["ib"]])
-    for method, fit in fits.items():
+    base.insert(1, "human_symbol", sides.human["symbol"].to_numpy()[ia])
+    base.insert(3, "mouse_symbol", sides.mouse["symbol"].to_numpy()[ib])
+    fits = {}
+    for method in methods:
+        # the shuffled control: the mouse vectors dealt to genes at random, the pairs kept
+        target = align.normalize(align.shuffle_rows(sides.b, seed)) if method == "shuffled" else b
+        fit = fits[method] = _fit(method, a, target, part, settings)
         x = a @ fit.mapping
         table = base.assign(method=method)
         for measure in MEASURES:
-            ranks = align.ortholog_ranks(x, mapped_b[method], pairs["ia"].to_numpy(),
-                                         pairs["ib"].to_numpy(), measure, k)  # fmt: skip
-            table["similarity"] = ranks["similarity"]
+            ranks = align.ortholog_ranks(x, target, ia, ib, measure, k)
             for direction, key in DIRECTIONS.items():
                 table[f"{measure}_rank_{direction}"] = ranks[key]
+        table["similarity"] = ranks["similarity"]  # the pair's cosine, whatever the measure
         tables["pairs"].append(table)
         tables["methods"].append(_rates(table, sides.kind, method))
         dims = pd.DataFrame(fit.mapping, columns=[f"dim_{i + 1}" for i in range(x.shape[1])])
@@ -243,6 +229,18 @@ def compare(
     for key in out:
         out[key].insert(0, "comparison", name)
     return out
+
+
+def _fit(method: str, a: np.ndarray, b: np.ndarray, part: dict, settings: dict) -> align.Alignment:
+    """One method's mapping of a onto b (none: the identity)."""
+    k, refinements = settings["csls_k"], settings["refinements"]
+    if method in ("supervised", "shuffled"):
+        return align.fit_supervised(a, b, part["train"], part["validation"], refinements, k)
+    if method == "unsupervised":
+        return align.fit_unsupervised(a, b, refinements, k, settings["unsupervised_init_size"])
+    history = pd.DataFrame({"iteration": [0], "dictionary_size": [0], "score": [np.nan],
+                            "chosen": [True]})  # fmt: skip
+    return align.Alignment(np.eye(a.shape[1], dtype=np.float32), history)
 
 
 def _rates(table: pd.DataFrame, kind: str, method: str) -> pd.DataFrame:
