@@ -51,6 +51,14 @@ class MatrixFile:
                 _pread_into(self._fd, out[i], self._offset(row, c0))
         return out
 
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Whole rows at arbitrary positions (out row i is rows[i]), read in file order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        for i in np.argsort(rows, kind="stable"):
+            _pread_into(self._fd, out[i], self._offset(int(rows[i]), 0))
+        return out
+
     def write(self, row0: int, col0: int, block: np.ndarray) -> None:
         """Write a block with its top-left corner at (row0, col0)."""
         block = np.ascontiguousarray(block, dtype=self.dtype)

@@ -122,22 +122,24 @@ class Autoencoder(_Scaled):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.scaled(x))
 
-    def corrupt(self, y: torch.Tensor) -> torch.Tensor:
-        """Training corruption of scaled inputs (the config's kind and level)."""
+    def corrupt(self, y: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """Scaled inputs corrupted by the config's kind and level, from the batch's `draws`
+        (standard normal for gaussian, uniform for mask: the data source draws them from
+        (seed, epoch, row), so that any process layout and a resumed run see the same)."""
         c = self.config
         if c.corruption == "gaussian":
-            return y + c.corruption_level * torch.randn_like(y)
+            return y + c.corruption_level * draws
         if c.corruption == "mask":
             zero = (0.0 - self.center) / self.scale  # a zero log value, scaled
-            dropped = torch.rand_like(y) < c.corruption_level
-            return torch.where(dropped, zero.expand_as(y), y)
+            return torch.where(draws < c.corruption_level, zero.expand_as(y), y)
         return y
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of squared errors over all values, in scaled units; number of values); inputs
-        corrupted in training mode."""
+        corrupted in training mode (by `batch["draws"]`, when the corruption needs them)."""
         target = self.scaled(batch["values"].float())
-        inputs = self.corrupt(target) if self.training else target
+        corrupted = self.training and self.config.corruption != "none"
+        inputs = self.corrupt(target, batch["draws"].float()) if corrupted else target
         out = self.decoder(self.encoder(inputs))
         return ((out.float() - target) ** 2).sum(), torch.tensor(target.numel(), device=out.device)
 
