@@ -19,6 +19,7 @@ include: "rules/normalize.smk"
 include: "rules/train.smk"
 include: "rules/classify.smk"
 include: "rules/human_mouse.smk"
+include: "rules/autoencoder.smk"
 
 
 report: "rules/report/workflow.rst"

@@ -242,35 +242,41 @@ def experiment(wildcards):
     return EXPERIMENT_SETTINGS[wildcards.experiment]
 
 
-def train_processes(name):
-    """(processes per node, nodes, launched by srun) of experiment `name`'s training job, the
-    launcher checked."""
-    t = EXPERIMENT_SETTINGS[name]["train"]
+# --- training jobs (gene language models and autoencoders) ---------------------------------
+# A training job's wildcard names its model: {experiment} (a gene LM) or {autoencoder}.
+
+
+def training(wildcards):
+    """(config key, effective train section) of the model a training job trains."""
+    if "autoencoder" in wildcards.keys():
+        name = wildcards.autoencoder
+        return f"autoencoders.{name}", AUTOENCODER_SETTINGS[name]["train"]
+    return f"experiments.{wildcards.experiment}", EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
+
+
+def train_processes(key, t):
+    """(processes per node, nodes, launched by srun) of the training job of `key` with train
+    section `t`, the launcher checked."""
     per_node = t["gpus"] or t["cpu_processes"]
     srun = t["launcher"] == "srun" or (t["launcher"] == "auto" and t["nodes"] > 1)
     if srun and per_node * t["nodes"] < 2:
         raise WorkflowError(
-            f"experiments.{name}: train.launcher srun starts one Slurm task per process, and "
+            f"{key}: train.launcher srun starts one Slurm task per process, and "
             "this job has one (train.gpus or train.cpu_processes, times train.nodes); use torchrun"
         )
     if not srun and t["nodes"] > 1:
         raise WorkflowError(
-            f"experiments.{name}: train.launcher torchrun runs on one node; train.nodes > 1 "
-            "needs srun"
+            f"{key}: train.launcher torchrun runs on one node; train.nodes > 1 needs srun"
         )
     return per_node, t["nodes"], srun
-
-
-for name in EXPERIMENTS:  # an impossible launch is an error at once, not when the job starts
-    train_processes(name)
 
 
 def train_launcher(wildcards):
     """How a training job starts: torchrun on one node (GPUs, or CPU processes with gloo), or
     one srun task per process (rank and world size from Slurm's variables). srun's task layout
     is spelled out: the jobstep plugin hides the allocation's SLURM_* settings from the job."""
-    t = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
-    per_node, nodes, srun = train_processes(wildcards.experiment)
+    key, t = training(wildcards)
+    per_node, nodes, srun = train_processes(key, t)
     if srun:
         # One task per GPU, each bound to its own (it sees it as device 0); on CPUs, the same
         # number of tasks on every node.
@@ -287,28 +293,31 @@ def train_launcher(wildcards):
 BOOKING_KEYS = ("mem_mb", "runtime_minutes")
 
 
+def unbooked(train):
+    return {k: v for k, v in train.items() if k not in BOOKING_KEYS}
+
+
 def train_job_config(wildcards):
-    """A training job's `--config`: the seed, the run's gene_lm and train sections, and its
-    experiment with its own overrides."""
-    name = wildcards.experiment
-
-    def unbooked(train):
-        return {k: v for k, v in train.items() if k not in BOOKING_KEYS}
-
-    entry = dict(config["experiments"][name])
+    """A training job's `--config`: the seed, the run's model and train sections, and its
+    model's entry with its own overrides."""
+    if "autoencoder" in wildcards.keys():
+        table, name, section = "autoencoders", wildcards.autoencoder, "autoencoder"
+    else:
+        table, name, section = "experiments", wildcards.experiment, "gene_lm"
+    entry = dict(config[table][name])
     if "train" in entry:
         entry["train"] = unbooked(entry["train"])
-    return job_config("seed", "gene_lm", train=unbooked(config["train"]), experiments={name: entry})
+    return job_config("seed", section, train=unbooked(config["train"]), **{table: {name: entry}})
 
 
 def train_threads(wildcards):
     """CPUs of a training job on one node (each process gets train.cpus_per_process)."""
-    t = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
-    return t["cpus_per_process"] * train_processes(wildcards.experiment)[0]
+    key, t = training(wildcards)
+    return t["cpus_per_process"] * train_processes(key, t)[0]
 
 
 def train_resource(key):
-    """A Slurm resource of a training job, from its own experiment's train section (None: the
+    """A Slurm resource of a training job, from its own model's train section (None: the
     job has none of it). Memory grows with each retry; runtime does not: a job that runs out
     of time resumes from its checkpoint when retried. GPUs are the job's total (one task per
     GPU); srun launches carry nodes, tasks and `mpi`, which makes the jobstep plugin run the
@@ -316,8 +325,8 @@ def train_resource(key):
     profile's default: the plugin books it before cpus_per_gpu."""
 
     def value(wildcards, attempt):
-        t = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
-        per_node, nodes, srun = train_processes(wildcards.experiment)
+        name, t = training(wildcards)
+        per_node, nodes, srun = train_processes(name, t)
         values = {
             "mem_mb": t["mem_mb"] * attempt,
             "runtime": t["runtime_minutes"],
@@ -336,6 +345,42 @@ def train_resource(key):
 
 TRAIN_RESOURCES = ("mem_mb", "runtime", "gpu", "mpi", "nodes", "tasks", "tasks_per_gpu",
                    "cpus_per_task")  # fmt: skip
+
+
+# --- expression autoencoders ----------------------------------------------------------------
+
+AUTOENCODERS = config["autoencoders"]
+AUTOENCODER_SETTINGS = {
+    name: experiment_settings(config, name, "autoencoders") for name in AUTOENCODERS
+}
+for name, entry in AUTOENCODERS.items():
+    if entry["species"] not in SPECIES:
+        raise WorkflowError(
+            f"autoencoders.{name}.species: {entry['species']} is not among species {SPECIES}"
+        )
+PERTURBATION = config["perturbation"]
+REQUESTS = PERTURBATION["requests"]
+STUDIES = config["master_regulators"]["studies"]
+# What the perturbation and master-regulator jobs read of the config (not the requests or
+# studies they are not: adding one does not redo the others).
+PERTURBATION_SETTINGS = {k: v for k, v in PERTURBATION.items() if k != "requests"}
+MASTER_SETTINGS = {k: v for k, v in config["master_regulators"].items() if k != "studies"}
+
+
+def autoencoder_corpus(wildcards):
+    return results(f"corpus/{AUTOENCODERS[wildcards.autoencoder]['species']}")
+
+
+def autoencoder_compendium(wildcards):
+    """The compendium whose sample metadata selects a perturbation's samples."""
+    return compendium(AUTOENCODERS[wildcards.autoencoder]["species"])
+
+
+# an impossible launch is an error at once, not when the job starts
+for name, settings in EXPERIMENT_SETTINGS.items():
+    train_processes(f"experiments.{name}", settings["train"])
+for name, settings in AUTOENCODER_SETTINGS.items():
+    train_processes(f"autoencoders.{name}", settings["train"])
 
 
 # --- classifiers and lncRNA transfer -------------------------------------------------------
@@ -511,6 +556,9 @@ def all_targets():
     if COMPARISONS:
         targets.append(results("human_mouse/summary.tsv"))
         targets += expand(results("human_mouse/{comparison}/ranks.svg"), comparison=COMPARISONS)
+    if AUTOENCODERS:
+        targets.append(results("autoencoders/reconstruction.tsv"))
+        targets += expand(results("autoencoders/{autoencoder}/loss.svg"), autoencoder=AUTOENCODERS)
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

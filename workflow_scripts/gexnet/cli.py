@@ -262,6 +262,61 @@ def _human_mouse(args) -> None:
     log.info("held-out pairs:\n%s", headline.to_string(index=False))
 
 
+def _autoencoder(args) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from gexnet.formats.io import write_table
+
+    if args.action == "figures":
+        from gexnet.report import figures
+
+        tables = {n: pd.read_parquet(args.tables / f"{n}.parquet") for n in ("ranges", "density")}
+        steps = pd.read_csv(args.steps, sep="\t")
+        figures.autoencoder_loss(steps, pd.read_csv(args.validation, sep="\t"), args.loss)
+        figures.reconstruction_density(tables["density"], args.density)
+        figures.reconstruction_ranges(tables["ranges"], args.ranges)
+        return
+    if args.action == "summary":
+        if len(args.names) != len(args.metrics):
+            raise GexnetError(f"{len(args.names)} names for {len(args.metrics)} metrics tables")
+        tables = [pd.read_parquet(p).assign(autoencoder=n)
+                  for n, p in zip(args.names, args.metrics, strict=True)]  # fmt: skip
+        table = pd.concat(tables, ignore_index=True)
+        write_table(table[["autoencoder", *tables[0].columns[:-1]]], args.out)
+        return
+    from gexnet import config
+    from gexnet.analysis import reconstruction
+    from gexnet.training import autoencoder
+
+    cfg = _config(args)
+    if args.action == "train":
+        if args.name not in cfg["autoencoders"]:
+            known = ", ".join(cfg["autoencoders"]) or "none"
+            raise GexnetError(f"autoencoders: no autoencoder {args.name!r} (configured: {known})")
+        settings = config.experiment_settings(cfg, args.name, "autoencoders")
+        autoencoder.train(args.corpus, args.name, settings["autoencoder"], settings["train"],
+                          cfg["seed"], args.out, args.checkpoints, args.threads)  # fmt: skip
+        return
+    model, description, genes, samples = autoencoder.load_model(args.model)
+    dense = autoencoder.open_dense(description, genes)
+    settings = cfg["autoencoder"]
+    train = samples.loc[samples["split"] == "train", "row"].to_numpy()
+    if args.action == "linear":
+        linear = reconstruction.fit_pca(
+            dense, train, genes["center"].to_numpy(np.float32), genes["scale"].to_numpy(np.float32),
+            description["model"]["latent"], settings["pca_samples"], cfg["seed"],
+        )  # fmt: skip
+        reconstruction.save_linear(linear, args.model, {"samples": min(len(train), settings[
+            "pca_samples"] or len(train)), "seed": cfg["seed"]})  # fmt: skip
+        return
+    held = samples.loc[samples["split"] == "validation", "row"].to_numpy()
+    models = {"autoencoder": model, "pca": reconstruction.load_linear(args.model)}
+    tables = reconstruction.evaluate(dense, held, genes, models, settings["value_ranges"])
+    reconstruction.write_tables(tables, args.out)
+    log.info("held-out reconstruction:\n%s", tables["metrics"].to_string(index=False))
+
+
 def _check_config(args) -> None:
     import yaml
 
@@ -469,6 +524,31 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("methods", type=Path, nargs="+", help="methods tables (Parquet)")
     c.add_argument("--out", type=Path, required=True)
     h.set_defaults(func=_human_mouse)
+
+    h = sub.add_parser("autoencoder", help="expression autoencoder: train, baseline, quality")
+    actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = _with_config(actions.add_parser("train", help="train one (torchrun/srun)"))
+    c.add_argument("corpus", type=Path, help="the species' corpus directory")
+    c.add_argument("--name", required=True, help="the autoencoder's name (config autoencoders)")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--checkpoints", type=Path, required=True)
+    c.add_argument("--threads", type=int, default=None)
+    c = _with_config(actions.add_parser("linear", help="fit the PCA baseline beside a model"))
+    c.add_argument("model", type=Path, help="the autoencoder's directory")
+    c = _with_config(actions.add_parser("reconstruction", help="held-out quality tables"))
+    c.add_argument("model", type=Path, help="the autoencoder's directory (with linear.*)")
+    c.add_argument("--out", type=Path, required=True)
+    c = actions.add_parser("figures", help="loss, density and range figures from the tables")
+    c.add_argument("tables", type=Path, help="the directory `reconstruction` wrote")
+    c.add_argument("--steps", type=Path, required=True, help="the model's metrics.tsv")
+    c.add_argument("--validation", type=Path, required=True, help="the model's validation.tsv")
+    for name in ("loss", "density", "ranges"):
+        c.add_argument(f"--{name}", type=Path, required=True)
+    c = actions.add_parser("summary", help="the autoencoders' quality as one table")
+    c.add_argument("metrics", type=Path, nargs="+", help="reconstruction metrics tables")
+    c.add_argument("--names", nargs="+", required=True, help="their autoencoders, in order")
+    c.add_argument("--out", type=Path, required=True)
+    h.set_defaults(func=_autoencoder)
 
     c = sub.add_parser(
         "check-config", help="validate a config against the schema",

@@ -86,13 +86,16 @@ def schema(schema_path: str | os.PathLike = SCHEMA) -> dict:
     return rules
 
 
-def experiment_settings(config: dict, name: str) -> dict:
-    """Experiment `name` with its effective `gene_lm` and `train` sections: the run's, with the
-    experiment's own keys on top."""
-    experiment = dict(config["experiments"][name])
-    for section in ("gene_lm", "train"):
-        experiment[section] = {**config[section], **experiment.get(section, {})}
-    return experiment
+def experiment_settings(config: dict, name: str, table: str = "experiments") -> dict:
+    """Entry `name` of `table` (experiments: a gene language model; autoencoders) with its
+    effective model and `train` sections: the run's, with the entry's own keys on top."""
+    entry = dict(config[table][name])
+    for section in (MODEL_SECTIONS[table], "train"):
+        entry[section] = {**config[section], **entry.get(section, {})}
+    return entry
+
+
+MODEL_SECTIONS = {"experiments": "gene_lm", "autoencoders": "autoencoder"}
 
 
 def typed_overrides(overrides: dict, schema: dict) -> dict:

@@ -201,3 +201,70 @@ def rna_dna_groups(pairs: pd.DataFrame, groups: pd.DataFrame, path: str | Path) 
     ax.legend(frameon=False, fontsize=6, markerscale=3)
     fig.tight_layout()
     save(fig, path)
+
+
+MODEL_COLOURS = {"autoencoder": "#4C72B0", "pca": "#DD8452", "gene_mean": "#8C8C8C"}
+MODEL_NAMES = {"autoencoder": "autoencoder", "pca": "PCA (same latent size)",
+               "gene_mean": "gene means"}  # fmt: skip
+
+
+def autoencoder_loss(steps: pd.DataFrame, validation: pd.DataFrame, path: str | Path) -> None:
+    """Training loss (mean of each epoch's steps) and validation loss by epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
+    by_epoch = steps.groupby("epoch")["loss"].mean()
+    ax.plot(by_epoch.index + 1, by_epoch.to_numpy(), marker="o", ms=3, label="training (corrupted inputs)")
+    ax.plot(validation["epoch"] + 1, validation["validation_loss"], marker="o", ms=3,
+            label="validation (held-out series)")  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("mean squared error (scaled units)")
+    ax.legend(frameon=False)
+    save(fig, path)
+
+
+def reconstruction_density(density: pd.DataFrame, path: str | Path) -> None:
+    """Predicted against observed held-out values (log10), a 2-D histogram per model."""
+    models = [m for m in ("autoencoder", "pca") if m in set(density["model"])]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8),
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    # the table holds the bin centres of a square grid from 0: draw that grid as it is
+    step = 2 * float(min(density["observed"].min(), density["predicted"].min()))
+    n = int(round(max(density["observed"].max(), density["predicted"].max()) / step + 0.5))
+    top = n * step
+    for ax, model in zip(axes[0], models, strict=True):
+        d = density[density["model"] == model]
+        grid = np.zeros((n, n))
+        i = np.round(d["observed"].to_numpy() / step - 0.5).astype(int)
+        j = np.round(d["predicted"].to_numpy() / step - 0.5).astype(int)
+        grid[j, i] = d["count"].to_numpy()
+        edges = np.arange(n + 1) * step
+        mesh = ax.pcolormesh(edges, edges, np.ma.masked_equal(grid, 0), cmap="viridis",
+                             norm=matplotlib.colors.LogNorm())  # fmt: skip
+        h = (None, None, None, mesh)
+        ax.plot([0, top], [0, top], color="white", lw=0.8, ls="--")
+        ax.set_xlabel("observed (log10 scaled count + 1)")
+        ax.set_ylabel("predicted")
+        ax.set_title(MODEL_NAMES[model])
+        fig.colorbar(h[3], ax=ax, label="values")
+    save(fig, path)
+
+
+def reconstruction_ranges(ranges: pd.DataFrame, path: str | Path) -> None:
+    """Mean absolute error and R² within each observed-value range, per model."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    labels = list(dict.fromkeys(ranges["range"]))
+    models = list(dict.fromkeys(ranges["model"]))
+    width = 0.8 / len(models)
+    for i, model in enumerate(models):
+        r = ranges[ranges["model"] == model].set_index("range").loc[labels]
+        x = np.arange(len(labels)) + (i - (len(models) - 1) / 2) * width
+        for ax, column in zip(axes, ("mae", "r2"), strict=True):
+            ax.bar(x, r[column], width, color=MODEL_COLOURS.get(model), label=MODEL_NAMES.get(model, model))
+    for ax, label in zip(axes, ("mean absolute error (log10)", "R² within the range"), strict=True):
+        ax.set_xticks(np.arange(len(labels)), labels)
+        ax.set_xlabel("observed value range (log10 scaled count + 1)")
+        ax.set_ylabel(label)
+    axes[1].axhline(0, color="black", lw=0.6)
+    axes[1].set_yscale("symlog", linthresh=1.0)  # low ranges go far below 0
+    axes[0].legend(frameon=False)
+    save(fig, path)

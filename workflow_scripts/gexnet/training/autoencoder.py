@@ -201,6 +201,18 @@ def _write_model(outdir, name, model, config, settings, metrics, genes, samples,
         tmp.write_text(json.dumps(description, indent=2) + "\n")
 
 
+def open_dense(description: dict, genes: pd.DataFrame) -> Dense:
+    """The dense matrix a trained model reads (its corpus's, its genes' columns), checked to be
+    the corpus it was trained on."""
+    corpus = Corpus(description["corpus"])
+    if corpus.digest != description["training"]["data"]:
+        raise GexnetError(
+            f"{corpus.header_path}: not the corpus autoencoder {description['name']} was trained "
+            "on (it was rebuilt since); retrain the model"
+        )
+    return Dense(corpus, genes["column"].to_numpy())
+
+
 def load_model(model_dir: str | Path) -> tuple[Autoencoder, dict, pd.DataFrame, pd.DataFrame]:
     """A trained autoencoder (eval mode), its description, genes and samples tables."""
     from safetensors.torch import load_file

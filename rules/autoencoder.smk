@@ -1,0 +1,141 @@
+# Expression autoencoders (config `autoencoders`): trained on a species' dense log matrix like
+# the gene LMs (one trainer, checkpoints outside the outputs), each beside its linear baseline
+# (PCA with the same latent size); reconstruction quality on held-out samples; virtual
+# perturbation and master regulators (rules below), every result beside the baseline.
+
+
+wildcard_constraints:
+    autoencoder="|".join(map(re.escape, AUTOENCODERS)) or "(?!)",
+
+
+rule train_autoencoder:
+    input:
+        corpus=autoencoder_corpus,
+    output:
+        weights=results("autoencoders/{autoencoder}/model.safetensors"),
+        description=results("autoencoders/{autoencoder}/model.json"),
+        genes=results("autoencoders/{autoencoder}/genes.parquet"),
+        samples=results("autoencoders/{autoencoder}/samples.parquet"),
+        metrics=results("autoencoders/{autoencoder}/metrics.tsv"),
+        validation=results("autoencoders/{autoencoder}/validation.tsv"),
+    log:
+        logs("train_autoencoder_{autoencoder}"),
+    benchmark:
+        benchmarks("train_autoencoder_{autoencoder}")
+    conda:
+        "../envs/gexnet.yaml"
+    threads: train_threads
+    resources:
+        **{key: train_resource(key) for key in TRAIN_RESOURCES},
+    params:
+        launcher=train_launcher,
+        config=train_job_config,
+        checkpoints=lambda wildcards: results(f"checkpoints/autoencoder_{wildcards.autoencoder}"),
+    shell:
+        "{params.launcher} -m gexnet autoencoder train {input.corpus} --config {params.config}"
+        " --name {wildcards.autoencoder} --threads {threads}"
+        " --checkpoints {params.checkpoints} --out $(dirname {output.weights}) > {log} 2>&1"
+
+
+rule autoencoder_linear:
+    input:
+        **rules.train_autoencoder.output,
+    output:
+        weights=results("autoencoders/{autoencoder}/linear.safetensors"),
+        description=results("autoencoders/{autoencoder}/linear.json"),
+    log:
+        logs("autoencoder_linear_{autoencoder}"),
+    benchmark:
+        benchmarks("autoencoder_linear_{autoencoder}")
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(16000),
+        runtime=attempt_scaled(120),
+    params:
+        config=lambda wildcards: job_config(
+            "seed", autoencoder=AUTOENCODER_SETTINGS[wildcards.autoencoder]["autoencoder"]
+        ),
+    shell:
+        "python -m gexnet autoencoder linear $(dirname {input.weights}) --config {params.config}"
+        " > {log} 2>&1"
+
+
+rule autoencoder_reconstruction:
+    input:
+        **rules.train_autoencoder.output,
+        linear=rules.autoencoder_linear.output.weights,
+    output:
+        **{
+            name: results(f"autoencoders/{{autoencoder}}/reconstruction/{name}.parquet")
+            for name in ("metrics", "ranges", "genes", "density")
+        },
+    log:
+        logs("autoencoder_reconstruction_{autoencoder}"),
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        config=lambda wildcards: job_config(
+            autoencoder=AUTOENCODER_SETTINGS[wildcards.autoencoder]["autoencoder"]
+        ),
+    shell:
+        "python -m gexnet autoencoder reconstruction $(dirname {input.weights})"
+        " --config {params.config} --out $(dirname {output.metrics}) > {log} 2>&1"
+
+
+rule autoencoder_figures:
+    input:
+        **rules.autoencoder_reconstruction.output,
+        metrics_per_step=rules.train_autoencoder.output.metrics,
+        validation=rules.train_autoencoder.output.validation,
+    output:
+        loss=report(
+            results("autoencoders/{autoencoder}/loss.svg"),
+            caption="report/autoencoder_loss.rst",
+            category="Expression autoencoder",
+            labels={"autoencoder": "{autoencoder}", "figure": "loss by epoch"},
+        ),
+        density=report(
+            results("autoencoders/{autoencoder}/density.svg"),
+            caption="report/autoencoder_density.rst",
+            category="Expression autoencoder",
+            labels={"autoencoder": "{autoencoder}", "figure": "predicted against observed"},
+        ),
+        ranges=report(
+            results("autoencoders/{autoencoder}/ranges.svg"),
+            caption="report/autoencoder_ranges.rst",
+            category="Expression autoencoder",
+            labels={"autoencoder": "{autoencoder}", "figure": "error by expression range"},
+        ),
+    log:
+        logs("autoencoder_figures_{autoencoder}"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet autoencoder figures $(dirname {input.metrics})"
+        " --steps {input.metrics_per_step} --validation {input.validation}"
+        " --loss {output.loss} --density {output.density} --ranges {output.ranges} > {log} 2>&1"
+
+
+rule autoencoder_summary:
+    input:
+        expand(
+            results("autoencoders/{autoencoder}/reconstruction/metrics.parquet"),
+            autoencoder=AUTOENCODERS,
+        ),
+    output:
+        report(
+            results("autoencoders/reconstruction.tsv"),
+            caption="report/autoencoder_summary.rst",
+            category="Expression autoencoder",
+            labels={"table": "reconstruction of held-out samples, beside PCA and gene means"},
+        ),
+    log:
+        logs("autoencoder_summary"),
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        names=" ".join(AUTOENCODERS),
+    shell:
+        "python -m gexnet autoencoder summary {input} --names {params.names} --out {output}"
+        " > {log} 2>&1"
