@@ -15,7 +15,8 @@ autoencoder, PCA and each gene's training mean:
   means score about 0 here, so this is the measure that says what a model adds;
 - by range of the observed value (`value_ranges` edges): values, MSE, MAE, mean signed error
   and R² within the range (the seed saw poor accuracy at low values);
-- a 2-D histogram of observed against predicted values (the density figure).
+- a 2-D histogram of observed against predicted values (the density figure): bin centres,
+  counts and the bins' width.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def evaluate(dense, rows: np.ndarray, genes: pd.DataFrame, models: dict, edges: 
     m = len(rows)
     gene_ss = gene_sq - gene_sum**2 / m
     all_ss = gene_sq.sum() - gene_sum.sum() ** 2 / (m * n)
-    gene_r2 = {name: 1.0 - a.sse / np.where(gene_ss > 0, gene_ss, np.nan) for name, a in acc.items()}
+    gene_r2 = {
+        name: 1.0 - a.sse / np.where(gene_ss > 0, gene_ss, np.nan) for name, a in acc.items()
+    }
     metrics = pd.DataFrame([
         {"model": name, "samples": m, "genes": n, "r2_all": 1.0 - a.sse.sum() / all_ss,
          "mse": a.sse.sum() / (m * n), "gene_r2_median": np.nanmedian(gene_r2[name]),
@@ -158,7 +161,8 @@ def evaluate(dense, rows: np.ndarray, genes: pd.DataFrame, models: dict, edges: 
     for name, a in acc.items():
         i, j = np.nonzero(a.density)
         density.append(pd.DataFrame({"model": name, "observed": centres[i],
-                                     "predicted": centres[j], "count": a.density[i, j]}))  # fmt: skip
+                                     "predicted": centres[j], "count": a.density[i, j],
+                                     "width": top / DENSITY_BINS}))  # fmt: skip
     return {"metrics": metrics, "ranges": pd.DataFrame(ranges), "genes": per_gene,
             "density": pd.concat(density, ignore_index=True)}  # fmt: skip
 

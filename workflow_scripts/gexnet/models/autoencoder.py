@@ -30,6 +30,7 @@ perturbation of a few genes can update the first layer's output instead of recom
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -105,13 +106,13 @@ class Autoencoder(_Scaled):
         self._init_scaling(c.n_genes, center, scale)
         widths = [c.n_genes, *c.hidden]
         encoder: list[nn.Module] = []
-        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        for n_in, n_out in pairwise(widths):
             encoder += _block(n_in, n_out, c)
         encoder.append(nn.Linear(widths[-1], c.latent))
         self.encoder = nn.Sequential(*encoder)
         back = [c.latent, *reversed(c.hidden)]
         decoder: list[nn.Module] = []
-        for n_in, n_out in zip(back[:-1], back[1:], strict=True):
+        for n_in, n_out in pairwise(back):
             decoder += _block(n_in, n_out, c)
         decoder.append(nn.Linear(back[-1], c.n_genes))
         self.decoder = nn.Sequential(*decoder)

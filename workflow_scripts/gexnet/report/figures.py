@@ -212,7 +212,13 @@ def autoencoder_loss(steps: pd.DataFrame, validation: pd.DataFrame, path: str | 
     """Training loss (mean of each epoch's steps) and validation loss by epoch."""
     fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
     by_epoch = steps.groupby("epoch")["loss"].mean()
-    ax.plot(by_epoch.index + 1, by_epoch.to_numpy(), marker="o", ms=3, label="training (corrupted inputs)")
+    ax.plot(
+        by_epoch.index + 1,
+        by_epoch.to_numpy(),
+        marker="o",
+        ms=3,
+        label="training (corrupted inputs)",
+    )
     ax.plot(validation["epoch"] + 1, validation["validation_loss"], marker="o", ms=3,
             label="validation (held-out series)")  # fmt: skip
     ax.set_xlabel("epoch")
@@ -228,8 +234,8 @@ def reconstruction_density(density: pd.DataFrame, path: str | Path) -> None:
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8),
                              constrained_layout=True, squeeze=False)  # fmt: skip
     # the table holds the bin centres of a square grid from 0: draw that grid as it is
-    step = 2 * float(min(density["observed"].min(), density["predicted"].min()))
-    n = int(round(max(density["observed"].max(), density["predicted"].max()) / step + 0.5))
+    step = float(density["width"].iloc[0])
+    n = round(max(density["observed"].max(), density["predicted"].max()) / step + 0.5)
     top = n * step
     for ax, model in zip(axes[0], models, strict=True):
         d = density[density["model"] == model]
@@ -259,7 +265,13 @@ def reconstruction_ranges(ranges: pd.DataFrame, path: str | Path) -> None:
         r = ranges[ranges["model"] == model].set_index("range").loc[labels]
         x = np.arange(len(labels)) + (i - (len(models) - 1) / 2) * width
         for ax, column in zip(axes, ("mae", "r2"), strict=True):
-            ax.bar(x, r[column], width, color=MODEL_COLOURS.get(model), label=MODEL_NAMES.get(model, model))
+            ax.bar(
+                x,
+                r[column],
+                width,
+                color=MODEL_COLOURS.get(model),
+                label=MODEL_NAMES.get(model, model),
+            )
     for ax, label in zip(axes, ("mean absolute error (log10)", "R² within the range"), strict=True):
         ax.set_xticks(np.arange(len(labels)), labels)
         ax.set_xlabel("observed value range (log10 scaled count + 1)")

@@ -48,13 +48,18 @@ STATS_STREAM = 0x5354
 
 
 class Dense:
-    """The corpus's dense matrix restricted to some genes (columns), read by rows."""
+    """A dense matrix file (samples × genes) restricted to some genes (columns), read by rows."""
 
-    def __init__(self, corpus: Corpus, columns: np.ndarray) -> None:
-        meta = corpus.header["arrays"]["dense"]
-        self.path = corpus.directory / meta["file"]
-        self.file = MatrixFile(self.path, tuple(meta["shape"]), meta["dtype"])
+    def __init__(self, path: str | Path, shape: tuple[int, int], dtype, columns) -> None:
+        self.path = Path(path)
+        self.file = MatrixFile(self.path, shape, dtype)
         self.columns = np.asarray(columns, dtype=np.int64)
+
+    @classmethod
+    def of(cls, corpus: Corpus, columns) -> Dense:
+        """A corpus's dense log matrix."""
+        meta = corpus.header["arrays"]["dense"]
+        return cls(corpus.directory / meta["file"], tuple(meta["shape"]), meta["dtype"], columns)
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """float32 log values (len(rows) × genes) of corpus rows."""
@@ -158,7 +163,7 @@ def train(
     `train_settings` on a corpus; write the model's files into `outdir`."""
     corpus = Corpus(corpus_dir)
     genes = model_genes(corpus, settings["biotypes"])
-    dense = Dense(corpus, genes["column"].to_numpy())
+    dense = Dense.of(corpus, genes["column"].to_numpy())
     samples = split_samples(corpus, settings["validation_fraction"], settings["split_by"], seed)
     train_rows = samples.loc[samples["split"] == "train", "row"].to_numpy()
     stats = gene_statistics(dense, train_rows, block, settings["stats_samples"], seed)
@@ -210,7 +215,7 @@ def open_dense(description: dict, genes: pd.DataFrame) -> Dense:
             f"{corpus.header_path}: not the corpus autoencoder {description['name']} was trained "
             "on (it was rebuilt since); retrain the model"
         )
-    return Dense(corpus, genes["column"].to_numpy())
+    return Dense.of(corpus, genes["column"].to_numpy())
 
 
 def load_model(model_dir: str | Path) -> tuple[Autoencoder, dict, pd.DataFrame, pd.DataFrame]:
