@@ -237,7 +237,7 @@ def test_empty_sample_selections_are_named():
 
 # --- planted truth -----------------------------------------------------------------------------
 
-PROGRAMS, SIZE, NOISE = 4, 8, 48
+PROGRAMS, SIZE, NOISE = 4, 8, 150
 SHIFTED = (0, 1)  # the case samples' programs
 
 
@@ -247,14 +247,15 @@ def planted(seed=1, shift=1.2):
     rng = np.random.default_rng(seed)
     n_genes = PROGRAMS * SIZE + NOISE
     level = rng.uniform(0.5, 2.5, NOISE)
+    offset = rng.uniform(-0.8, 0.8, (PROGRAMS, SIZE))  # levels spread over the level bins
 
     def draw(m, shifted=()):
         x = np.empty((m, n_genes))
         for p in range(PROGRAMS):
             a = rng.normal(1.5, 0.4, m) + (shift if p in shifted else 0.0)
-            x[:, p * SIZE] = a
+            x[:, p * SIZE] = a + offset[p, 0]
             x[:, p * SIZE + 1 : (p + 1) * SIZE] = (
-                0.3 + 0.8 * a[:, None] + rng.normal(0, 0.15, (m, SIZE - 1))
+                0.3 + offset[p, 1:] + 0.8 * a[:, None] + rng.normal(0, 0.15, (m, SIZE - 1))
             )
         x[:, PROGRAMS * SIZE :] = level + rng.normal(0, 0.35, (m, NOISE))
         return np.clip(x, 0, None).astype(np.float32)
@@ -279,42 +280,68 @@ def planted_engine():
     return P.Perturber(fit_pca(train, PROGRAMS), gene_table(train)), control, case
 
 
+def standardized(means: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Each knockout's mean changes as z against the other knockouts of its level bin (leave
+    one out; a gene's change under its own knockout left out), written out directly."""
+    n = len(means)
+    m = means.astype(np.float64).copy()
+    np.fill_diagonal(m, np.nan)
+    z = np.empty_like(m)
+    for i in range(n):
+        others = m[(bins == bins[i]) & (np.arange(n) != i)]
+        z[i] = (m[i] - np.nanmean(others, 0)) / np.nanstd(others, 0, ddof=1)
+    return z
+
+
 def test_regulator_knockout_changes_its_programme_and_a_random_gene_does_not(planted_engine):
+    """Raw |mean change| ranks the regulator's members first (AUROC >= 0.9). A random gene's
+    raw changes also fall on the model's components, where the program members load (PCA's
+    AUROC is ~0.89 for an unrelated gene, tiny changes though), so its control is the change
+    judged against the null, as the summaries' per-gene z does: near 0.5."""
     engine, control, _ = planted_engine
     n = engine.n_genes
     membership = np.array([program(g) for g in range(n)])
-    regulators = [p * SIZE for p in range(PROGRAMS)]
-    means = engine.mean_changes(P.singles(regulators), control)
-    for r, m in zip(regulators, means, strict=True):
+    full = engine.knockout_all(control, top=5)
+    means = engine.mean_changes(P.singles(range(n)), control)
+    z = standardized(means, P.level_bins(engine.genes))
+    for r in [p * SIZE for p in range(PROGRAMS)]:
         keep = np.arange(n) != r
-        assert auroc(np.abs(m[keep]), (membership == program(r))[keep]) >= 0.9
-    noise = np.arange(PROGRAMS * SIZE, n)
-    means = engine.mean_changes(P.singles(noise), control)
+        assert auroc(np.abs(means[r][keep]), (membership == program(r))[keep]) >= 0.9
+        assert auroc(np.abs(z[r][keep]), (membership == program(r))[keep]) >= 0.9
     values = []
-    for g, m in zip(noise, means, strict=True):
+    for g in np.random.default_rng(0).choice(np.arange(PROGRAMS * SIZE, n), 40, replace=False):
         keep = np.arange(n) != g
-        values += [auroc(np.abs(m[keep]), (membership == p)[keep]) for p in range(PROGRAMS)]
-    assert abs(np.mean(values) - 0.5) < 0.15
+        values += [auroc(np.abs(z[g][keep]), (membership == p)[keep]) for p in range(PROGRAMS)]
+    assert abs(np.mean(values) - 0.5) < 0.1
+    # knockout_all's per-gene z of its top genes is that standardized change
+    top = full.top_genes
+    rows = P.resolve_genes(top["perturbation"], engine.genes)
+    cols = P.resolve_genes(top["symbol"], engine.genes)
+    np.testing.assert_allclose(top["z"], z[rows, cols], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(top["change"], means[rows, cols], atol=1e-6)
 
 
 def test_master_regulators_of_cases_are_members_of_the_shifted_programmes(planted_engine):
     engine, control, case = planted_engine
-    result = engine.master_regulators(case, control, top=5, pair_top=8, null_genes=20)
+    result = engine.master_regulators(case, control, top=5, pair_top=16, null_genes=20)
     chosen = P.resolve_genes(result.per_sample["symbol"], engine.genes)
     assert np.mean([program(g) in SHIFTED for g in chosen]) >= 0.9
     first = result.per_sample[result.per_sample["rank"] == 1]
     assert (first["z"] > 2).mean() >= 0.8  # well above level-matched random genes
     top_genes = P.resolve_genes(result.genes["symbol"].head(5), engine.genes)
     assert all(program(g) in SHIFTED for g in top_genes)
-    # the best cooperating pair joins the two programs
+    # the best cooperating pair joins the two programs (a sample's top 16 holds both; its top
+    # few are often one program's genes)
     best = result.pairs[result.pairs["best_by_cooperation"]]
     a = P.resolve_genes(best["gene_a"], engine.genes)
     b = P.resolve_genes(best["gene_b"], engine.genes)
     joins = [{program(i), program(j)} == set(SHIFTED) for i, j in zip(a, b, strict=True)]
-    assert np.mean(joins) >= 0.8
+    assert np.mean(joins) >= 0.7
     winner = result.best_pairs["pair"].iloc[0].split("+")
     assert {program(g) for g in P.resolve_genes(winner, engine.genes)} == set(SHIFTED)
-    assert len(best) == len(case) and len(result.pairs) == len(case) * 28
+    assert len(best) == len(case) and len(result.pairs) == len(case) * 120
+    # for a linear model the additive prediction is exact
+    np.testing.assert_allclose(result.pairs["joint"], result.pairs["additive"], atol=1e-5)
 
 
 def test_master_regulator_scores_equal_the_distance_formula(planted_engine):
@@ -395,8 +422,12 @@ def test_null_z_of_random_genes_is_centred_and_fdr_is_benjamini_hochberg(planted
 
 def test_regulator_knockout_beats_its_level_matched_null(planted_engine):
     engine, control, _ = planted_engine
-    t = engine.summarize(P.singles([0, 8, 16, 24]), control[:8], null_genes=60).table
-    assert (t["z"] > 1.5).all() and (t["p"] < 0.1).all()
+    """Above the level-matched null, and above unrelated genes (the null holds other program
+    genes too: they are 18% of the genes, each as strong as a regulator in PCA)."""
+    noise = list(range(PROGRAMS * SIZE, PROGRAMS * SIZE + 20))
+    t = engine.summarize(P.singles([0, 8, 16, 24, *noise]), control[:8], null_genes=60).table
+    regulators, others = t["z"][:4], t["z"][4:]
+    assert regulators.mean() > 1.0 and regulators.min() > others.median()
 
 
 def test_knockout_all_matches_summarize_and_uses_its_bins_as_null(planted_engine):
