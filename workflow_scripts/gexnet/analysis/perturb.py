@@ -414,9 +414,10 @@ class Perturber:
     def stream(self, perturbations: Sequence[Perturbation], x,
                rows: tuple[np.ndarray, np.ndarray] | None = None
                ) -> Iterator[tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]]:  # fmt: skip
-        """(perturbation index, sample index, perturbed reconstruction, change) per chunk of
-        rows: every perturbation on every sample of `x`, or the given (perturbation, sample)
-        rows, perturbation-major."""
+        """(perturbation index, sample index, perturbed reconstruction, the unperturbed
+        reconstruction of each row's sample) per chunk of rows: every perturbation on every
+        sample of `x`, or the given (perturbation, sample) rows, perturbation-major. The change
+        is the difference of the two (the second may be a broadcast view: do not write to it)."""
         if len(perturbations) == 0:
             raise GexnetError("no perturbations requested")
         xt = self._tensor(x)
@@ -440,15 +441,23 @@ class Perturber:
                 if self.hold:
                     recon = recon.scatter(1, g, t)
                 recon = self.model(recon)
-            yield p_idx[sl], s_idx[sl], recon, recon - base_recon[s]
+            single = s_idx[sl][0] == s_idx[sl][-1] and (s_idx[sl] == s_idx[sl][0]).all()
+            # one sample in the chunk: its base row broadcast, not gathered once per row
+            base = base_recon[s[0]].expand_as(recon) if single else base_recon[s]
+            yield p_idx[sl], s_idx[sl], recon, base
 
+    @torch.inference_mode()
     def iter_mean_changes(self, perturbations: Sequence[Perturbation], x
                           ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:  # fmt: skip
         """(perturbation indices, their mean change over the samples: block × genes), streamed
         as each perturbation's rows are complete."""
         n = len(x)
         pending, pending_sum = -1, None
-        for p_idx, _, _, change in self.stream(perturbations, x):
+        for p_idx, _, recon, base in self.stream(perturbations, x):
+            change = recon.sub_(base)
+            if n == 1:  # each row is a whole perturbation: nothing to sum
+                yield p_idx, change
+                continue
             unique, inverse = np.unique(p_idx, return_inverse=True)
             sums = torch.zeros((unique.size, self.n_genes), device=change.device)
             sums.index_add_(0, torch.as_tensor(inverse, device=change.device), change)
@@ -472,8 +481,8 @@ class Perturber:
     def changes(self, perturbations: Sequence[Perturbation], x) -> np.ndarray:
         """Every change: perturbations × samples × genes (for small requests)."""
         out = np.empty((len(perturbations), len(x), self.n_genes), dtype=np.float32)
-        for p_idx, s_idx, _, change in self.stream(perturbations, x):
-            out[p_idx, s_idx] = change.cpu().numpy()
+        for p_idx, s_idx, recon, base in self.stream(perturbations, x):
+            out[p_idx, s_idx] = (recon - base).cpu().numpy()
         return out
 
     # summaries
@@ -756,8 +765,8 @@ class Perturber:
             single_specs = [set_to((g,), goal_level[[g]]) for g in tops.reshape(-1)]
             single_rows = (np.arange(len(single_specs)), np.repeat(samples, k))
             single_change = torch.empty((len(single_specs), self.n_genes), device=self.device)
-            for p_idx, _, _, change in self.stream(single_specs, st, single_rows):
-                single_change[torch.as_tensor(p_idx, device=self.device)] = change
+            for p_idx, _, recon, b in self.stream(single_specs, st, single_rows):
+                single_change[torch.as_tensor(p_idx, device=self.device)] = recon - b
             single_change = single_change.reshape(len(samples), k, -1)
             joint_specs, joint_samples, which = [], [], []
             for b, s in enumerate(samples):
