@@ -6,6 +6,8 @@
 
 wildcard_constraints:
     autoencoder="|".join(map(re.escape, AUTOENCODERS)) or "(?!)",
+    request="|".join(map(re.escape, REQUESTS)) or "(?!)",
+    study="|".join(map(re.escape, STUDIES)) or "(?!)",
 
 
 rule train_autoencoder:
@@ -139,3 +141,174 @@ rule autoencoder_summary:
     shell:
         "python -m gexnet autoencoder summary {input} --names {params.names} --out {output}"
         " > {log} 2>&1"
+
+
+# --- virtual experiments: each job runs the autoencoder and its linear baseline ----------------
+
+
+def virtual_inputs(wildcards):
+    model = results(f"autoencoders/{wildcards.autoencoder}")
+    return {
+        "weights": f"{model}/model.safetensors",
+        "genes": f"{model}/genes.parquet",
+        "linear": f"{model}/linear.safetensors",
+        "compendium": autoencoder_compendium(wildcards),
+    }
+
+
+rule autoencoder_knockouts:
+    input:
+        unpack(virtual_inputs),
+    output:
+        **{
+            name: results(f"perturbation/{{autoencoder}}/knockouts/{name}.parquet")
+            for name in ("summary", "top_genes", "comparison")
+        },
+        effects=results("perturbation/{autoencoder}/knockouts/effects.json"),
+    log:
+        logs("autoencoder_knockouts_{autoencoder}"),
+    benchmark:
+        benchmarks("autoencoder_knockouts_{autoencoder}")
+    conda:
+        "../envs/gexnet.yaml"
+    threads: 2
+    resources:
+        mem_mb=attempt_scaled(16000),
+        runtime=attempt_scaled(240),
+    params:
+        config=job_config("seed", perturbation=PERTURBATION_SETTINGS),
+    shell:
+        "python -m gexnet perturb knockouts $(dirname {input.weights}) {input.compendium}"
+        " --config {params.config} --threads {threads} --out $(dirname {output.summary})"
+        " > {log} 2>&1"
+
+
+rule autoencoder_perturbation:
+    input:
+        unpack(virtual_inputs),
+    output:
+        **{
+            name: results(f"perturbation/{{autoencoder}}/requests/{{request}}/{name}.parquet")
+            for name in ("summary", "top_genes", "comparison")
+        },
+    log:
+        logs("autoencoder_perturbation_{autoencoder}_{request}"),
+    conda:
+        "../envs/gexnet.yaml"
+    threads: 2
+    resources:
+        mem_mb=attempt_scaled(16000),
+        runtime=attempt_scaled(120),
+    params:
+        config=lambda wildcards: job_config(
+            "seed",
+            perturbation={
+                **PERTURBATION_SETTINGS,
+                "requests": {wildcards.request: REQUESTS[wildcards.request]},
+            },
+        ),
+    shell:
+        "python -m gexnet perturb request $(dirname {input.weights}) {input.compendium}"
+        " --name {wildcards.request} --config {params.config} --threads {threads}"
+        " --out $(dirname {output.summary}) > {log} 2>&1"
+
+
+rule master_regulators:
+    input:
+        unpack(virtual_inputs),
+    output:
+        **{
+            name: results(f"master_regulators/{{autoencoder}}/{{study}}/{name}.parquet")
+            for name in ("per_sample", "pairs", "genes", "best_pairs", "comparison")
+        },
+    log:
+        logs("master_regulators_{autoencoder}_{study}"),
+    benchmark:
+        benchmarks("master_regulators_{autoencoder}_{study}")
+    conda:
+        "../envs/gexnet.yaml"
+    threads: 2
+    resources:
+        mem_mb=attempt_scaled(16000),
+        runtime=attempt_scaled(240),
+    params:
+        config=lambda wildcards: job_config(
+            "seed",
+            perturbation=PERTURBATION_SETTINGS,
+            master_regulators={
+                **MASTER_SETTINGS,
+                "studies": {wildcards.study: STUDIES[wildcards.study]},
+            },
+        ),
+    shell:
+        "python -m gexnet perturb master-regulators $(dirname {input.weights}) {input.compendium}"
+        " --name {wildcards.study} --config {params.config} --threads {threads}"
+        " --out $(dirname {output.per_sample}) > {log} 2>&1"
+
+
+rule autoencoder_knockouts_report:
+    input:
+        rules.autoencoder_knockouts.output.summary,
+    output:
+        figure=report(
+            results("perturbation/{autoencoder}/knockouts.svg"),
+            caption="report/knockouts_figure.rst",
+            category="Virtual perturbation",
+            labels={"autoencoder": "{autoencoder}", "figure": "every gene knocked out"},
+        ),
+        table=report(
+            results("perturbation/{autoencoder}/knockouts.tsv"),
+            caption="report/knockouts_table.rst",
+            category="Virtual perturbation",
+            labels={"autoencoder": "{autoencoder}", "table": "strongest knockouts"},
+        ),
+    log:
+        logs("autoencoder_knockouts_report_{autoencoder}"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet perturb report knockouts {input} --figure {output.figure}"
+        " --out {output.table} > {log} 2>&1"
+
+
+rule autoencoder_perturbation_report:
+    input:
+        rules.autoencoder_perturbation.output.summary,
+    output:
+        report(
+            results("perturbation/{autoencoder}/requests/{request}.tsv"),
+            caption="report/perturbation_request.rst",
+            category="Virtual perturbation",
+            labels={"autoencoder": "{autoencoder}", "table": "request {request}"},
+        ),
+    log:
+        logs("autoencoder_perturbation_report_{autoencoder}_{request}"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet perturb report request {input} --out {output} > {log} 2>&1"
+
+
+rule master_regulators_report:
+    input:
+        rules.master_regulators.output.genes,
+    output:
+        figure=report(
+            results("master_regulators/{autoencoder}/{study}.svg"),
+            caption="report/master_regulators_figure.rst",
+            category="Master regulators",
+            labels={"autoencoder": "{autoencoder}", "study": "{study}", "figure": "top genes"},
+        ),
+        table=report(
+            results("master_regulators/{autoencoder}/{study}.tsv"),
+            caption="report/master_regulators_table.rst",
+            category="Master regulators",
+            labels={"autoencoder": "{autoencoder}", "study": "{study}", "table": "top genes"},
+        ),
+    log:
+        logs("master_regulators_report_{autoencoder}_{study}"),
+    conda:
+        "../envs/gexnet.yaml"
+    shell:
+        "python -m gexnet perturb report study {input} --figure {output.figure}"
+        " --out {output.table} > {log} 2>&1"

@@ -559,6 +559,20 @@ def all_targets():
     if AUTOENCODERS:
         targets.append(results("autoencoders/reconstruction.tsv"))
         targets += expand(results("autoencoders/{autoencoder}/loss.svg"), autoencoder=AUTOENCODERS)
+        if PERTURBATION["systematic_knockout"]:
+            targets += expand(
+                results("perturbation/{autoencoder}/knockouts.tsv"), autoencoder=AUTOENCODERS
+            )
+        targets += expand(
+            results("perturbation/{autoencoder}/requests/{request}.tsv"),
+            autoencoder=AUTOENCODERS,
+            request=REQUESTS,
+        )
+        targets += expand(
+            results("master_regulators/{autoencoder}/{study}.tsv"),
+            autoencoder=AUTOENCODERS,
+            study=STUDIES,
+        )
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

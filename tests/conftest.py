@@ -57,6 +57,7 @@ MINIATURE = {
     },
     "classifiers": {"shards": 1, "threads": 1},
     "human_mouse": {"dna": {"shards": 2}, "unsupervised_init_size": 300},
+    "autoencoder": {"hidden": [16], "latent": 4},
 }
 
 

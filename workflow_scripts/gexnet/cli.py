@@ -317,6 +317,67 @@ def _autoencoder(args) -> None:
     log.info("held-out reconstruction:\n%s", tables["metrics"].to_string(index=False))
 
 
+def _perturb(args) -> None:
+    import torch
+
+    from gexnet.analysis import virtual
+
+    if args.action == "report":
+        _perturb_report(args)
+        return
+    cfg = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings, seed = cfg["perturbation"], cfg["seed"]
+    if getattr(args, "sample", None):  # one command for the samples named
+        settings["samples"] = {"split": "all", "samples": args.sample, "max_samples": 0}
+    s = virtual.setup(args.model, args.compendium, settings)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.action == "knockouts":
+        tables = virtual.knockouts(s, settings, seed, args.out)
+        shown = tables["summary"].query("model == 'autoencoder'").nlargest(10, "z")
+    elif args.action == "request":
+        request = settings["requests"].get(args.name)
+        if args.genes:
+            request = {"genes": args.genes, "kind": args.kind, "combinations": args.combinations,
+                       "fraction": args.fraction, "quantile": args.quantile,
+                       "times_max": args.times_max}  # fmt: skip
+        if request is None:
+            known = ", ".join(settings["requests"]) or "none"
+            raise GexnetError(f"perturbation.requests: no request {args.name!r} (configured: "
+                              f"{known}); or give --genes and --kind")  # fmt: skip
+        tables = virtual.run_request(s, args.name, request, settings, seed, args.out)
+        shown = tables["summary"]
+    else:
+        m = cfg["master_regulators"]
+        if args.name not in m["studies"]:
+            known = ", ".join(m["studies"]) or "none"
+            raise GexnetError(f"master_regulators.studies: no study {args.name!r} (configured: "
+                              f"{known})")  # fmt: skip
+        tables = virtual.run_study(s, args.name, m["studies"][args.name], m,
+                                   settings["null_genes"], seed, args.out)  # fmt: skip
+        shown = tables["genes"].head(20)
+    log.info("%s:\n%s", args.action, shown.to_string(index=False, max_colwidth=60))
+
+
+def _perturb_report(args) -> None:
+    import pandas as pd
+
+    from gexnet.analysis import virtual
+    from gexnet.formats.io import write_table
+    from gexnet.report import figures
+
+    table = pd.read_parquet(args.table)
+    if args.what == "knockouts":
+        figures.knockout_effects(table, args.figure)
+        write_table(virtual.top_knockouts(table), args.out)
+    elif args.what == "study":
+        figures.master_regulator_genes(table, args.figure)
+        write_table(virtual.top_regulators(table), args.out)
+    else:
+        write_table(virtual.beside(table), args.out)
+
+
 def _check_config(args) -> None:
     import yaml
 
@@ -549,6 +610,38 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--names", nargs="+", required=True, help="their autoencoders, in order")
     c.add_argument("--out", type=Path, required=True)
     h.set_defaults(func=_autoencoder)
+
+    h = sub.add_parser("perturb", help="virtual knockouts, perturbations, master regulators")
+    actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    helps = {"knockouts": "knock out every gene alone (perturbation.samples, or --sample)",
+             "request": "one perturbation request (configured by --name, or --genes/--kind)",
+             "master-regulators": "a study's master regulators and cooperating pairs"}  # fmt: skip
+    for action, text in helps.items():
+        c = _with_config(actions.add_parser(action, help=text))
+        c.add_argument("model", type=Path, help="an autoencoder's directory (with linear.*)")
+        c.add_argument("compendium", type=Path, help="its compendium (sample metadata)")
+        c.add_argument("--out", type=Path, required=True, help="directory of the tables")
+        c.add_argument("--threads", type=int, default=None)
+        if action == "knockouts":
+            c.add_argument("--sample", nargs="+", help="run on these GSM accessions only")
+        else:
+            c.add_argument("--name", required=True, help="the request's or study's name")
+        if action == "request":
+            c.add_argument("--sample", nargs="+", help="run on these GSM accessions only")
+            c.add_argument("--genes", nargs="+", help="symbols or Ensembl IDs (instead of config)")
+            c.add_argument("--kind", choices=["knockout", "knockdown", "overexpress"],
+                           default="knockout")  # fmt: skip
+            c.add_argument("--combinations", choices=["single", "pairs", "all"], default="single")
+            c.add_argument("--fraction", type=float, default=0.5, help="knockdown: share kept")
+            c.add_argument("--quantile", type=float, default=0.99, help="overexpress: target")
+            c.add_argument("--times-max", type=float, default=None,
+                           help="overexpress: multiple of the maximum instead")  # fmt: skip
+    c = actions.add_parser("report", help="the report's figure and table of a result")
+    c.add_argument("what", choices=["knockouts", "study", "request"])
+    c.add_argument("table", type=Path, help="knockouts or request summary, or a study's genes")
+    c.add_argument("--figure", type=Path, help="(knockouts, study)")
+    c.add_argument("--out", type=Path, required=True, help="the report's table (TSV)")
+    h.set_defaults(func=_perturb)
 
     c = sub.add_parser(
         "check-config", help="validate a config against the schema",

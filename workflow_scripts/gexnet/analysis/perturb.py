@@ -616,13 +616,15 @@ class Perturber:
         return out
 
     def knockout_all(self, x, genes: Sequence[int] | None = None, *, threshold: float = 0.05,
-                     top: int = 10, bins: int = 10) -> Summary:  # fmt: skip
+                     top: int = 10, bins: int = 10, on_means=None) -> Summary:  # fmt: skip
         """Knock out every model gene (or `genes`) on samples `x`, one at a time. The null is the
         systematic table itself: a gene's score against the scores of the other knocked-out
         genes of its expression bin (null_mean, null_sd, z, p = (1 + #others ≥ score) /
         (1 + n_others), BH fdr), and a top gene's change against that gene's mean changes under
         the bin's other knockouts (leave-one-out, the knockouts of that gene itself left out).
-        Nothing perturbations × genes is kept."""
+        Nothing perturbations × genes is kept: `on_means(genes, block)`, when given, receives
+        each block of mean changes (knocked-out genes' indices, block × genes float32) as it is
+        done, e.g. to write the gene × gene effect matrix."""
         xt = self._tensor(x)
         chosen = np.arange(self.n_genes) if genes is None else np.asarray(genes, dtype=np.int64)
         specs = singles(chosen, "knockout")
@@ -636,6 +638,8 @@ class Perturber:
             for i, st in zip(idx, self._row_stats(m, [specs[i].genes for i in idx], threshold,
                                                   top), strict=True):  # fmt: skip
                 stats[i] = st
+            if on_means is not None:
+                on_means(chosen[idx], m.cpu().numpy())
             keep = torch.ones(m.shape, dtype=torch.float64, device=m.device)
             keep[torch.arange(len(idx)), torch.as_tensor(chosen[idx], device=m.device)] = 0
             b = own_bin[torch.as_tensor(idx, device=self.device)]

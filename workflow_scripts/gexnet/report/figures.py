@@ -280,3 +280,52 @@ def reconstruction_ranges(ranges: pd.DataFrame, path: str | Path) -> None:
     axes[1].set_yscale("symlog", linthresh=1.0)  # low ranges go far below 0
     axes[0].legend(frameon=False)
     save(fig, path)
+
+
+def knockout_effects(summary: pd.DataFrame, path: str | Path, label: int = 8) -> None:
+    """Every gene's knockout: its score (mean |change| of the other genes) by the autoencoder
+    against the linear baseline, the strongest by the autoencoder's null z named; and the
+    number of genes each knockout affects, by model."""
+    ae = summary[summary["model"] == "autoencoder"].set_index("perturbation")
+    lin = summary[summary["model"] == "linear"].set_index("perturbation").loc[ae.index]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    ax = axes[0]
+    ax.scatter(lin["score"], ae["score"], s=4, alpha=0.5, color=MODEL_COLOURS["autoencoder"],
+               lw=0)  # fmt: skip
+    for name in ae["z"].nlargest(label).index:
+        ax.annotate(name, (lin.loc[name, "score"], ae.loc[name, "score"]), fontsize=7)
+    top = float(max(ae["score"].max(), lin["score"].max())) * 1.05
+    ax.plot([0, top], [0, top], color="grey", lw=0.6, ls="--")
+    ax.set_xlabel("linear baseline: mean |change| (log10)")
+    ax.set_ylabel("autoencoder: mean |change| (log10)")
+    ax.set_title("knockout of each gene")
+    ax = axes[1]
+    most = int(max(ae["n_affected"].max(), lin["n_affected"].max()))
+    bins = np.linspace(0, max(most, 1), 40)
+    for model, table in (("autoencoder", ae), ("pca", lin)):
+        ax.hist(table["n_affected"], bins=bins, alpha=0.6, color=MODEL_COLOURS[model],
+                label="linear (PCA)" if model == "pca" else model)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("genes changed beyond the threshold")
+    ax.set_ylabel("knockouts")
+    ax.legend(frameon=False)
+    save(fig, path)
+
+
+def master_regulator_genes(genes: pd.DataFrame, path: str | Path, top: int = 15) -> None:
+    """The genes most often among the start samples' top master regulators, by model (share of
+    start samples, over every series of the study)."""
+    models = [m for m in ("autoencoder", "linear") if m in set(genes["model"])]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 0.25 * top + 1.2),
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    for ax, model in zip(axes[0], models, strict=True):
+        g = genes[genes["model"] == model]
+        starts = g.drop_duplicates("series_id")["start_samples"].sum()
+        share = g.groupby("symbol")["n_top"].sum() / starts
+        best = share.nlargest(top)[::-1]
+        colour = MODEL_COLOURS["pca" if model == "linear" else model]
+        ax.barh(best.index, best.to_numpy(), color=colour)
+        ax.set_xlabel("share of start samples with the gene in their top")
+        ax.set_title("linear baseline (PCA)" if model == "linear" else model)
+        ax.tick_params(axis="y", labelsize=7)
+    save(fig, path)

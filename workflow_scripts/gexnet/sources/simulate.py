@@ -346,7 +346,7 @@ def _samples(species, genes, settings, qc, rng) -> tuple[pd.DataFrame, pd.DataFr
 
 def _case_control(samples, sizes, genes, settings, rng) -> pd.DataFrame:
     """The largest series become case/control studies: half their samples are cases, in which
-    two programs' regulators are shifted up or down."""
+    two programs' regulators are shifted up or down by `case_shift`."""
     shifts = []
     regulators = genes[genes["role"] == "regulator"].sort_values("program")
     series_index = samples["series_index"].to_numpy()
@@ -359,7 +359,7 @@ def _case_control(samples, sizes, genes, settings, rng) -> pd.DataFrame:
         samples.loc[rows, "group"] = np.where(is_case, "case", "control")
         for k in rng.choice(settings["programs"], min(2, settings["programs"]), replace=False):
             reg = regulators[regulators["program"] == k].iloc[0]
-            shift = float(rng.choice([-1.5, 1.5]))
+            shift = float(rng.choice([-1.0, 1.0])) * settings["case_shift"]
             shifts.append((series_id, int(k), reg["gene_id"], reg["symbol"], shift))
     return pd.DataFrame(shifts, columns=["series_id", "program", "gene_id", "symbol", "shift"])
 
