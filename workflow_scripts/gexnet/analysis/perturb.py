@@ -40,7 +40,10 @@ Master regulators (`Perturber.master_regulators`): for each start sample and can
 set g to the goal samples' mean observed level of g and score the shift towards the goal
 centroid (the mean of the goal samples' reconstructions): 1 − d(perturbed, goal) /
 d(unperturbed, goal), Euclidean over every gene except the perturbed ones (a gene does not score
-by moving itself). Among each sample's best `pair_top` singles every pair is perturbed jointly;
+by moving itself). Pairs are formed among `pair_top` candidates per sample: its best singles
+from the best `pair_pool`, each skipped when its change vector (its own entry left out) has
+|cosine| above `redundancy` with a better candidate's, since genes of one module move a sample
+the same way and a pair of them tests redundancy, not cooperation; every pair is perturbed jointly;
 cooperation = joint − (single_i + single_j), beside the additive prediction (the unperturbed
 reconstruction plus both singles' changes, scored the same way), which is the pair's baseline.
 
@@ -687,13 +690,16 @@ class Perturber:
     @torch.inference_mode()
     def master_regulators(self, start, goal, *, candidates: Sequence[int] | None = None,
                           top: int = 10, pair_top: int = 10, null_genes: int = 100,
-                          bins: int = 10, seed: int = 0,
+                          bins: int = 10, seed: int = 0, pair_pool: int = 200,
+                          redundancy: float = 0.5,
                           sample_names: Sequence[str] | None = None) -> MasterRegulators:  # fmt: skip
         """Rank candidate genes (all by default) per start sample by the shift towards the goal
         centroid when set to the goal samples' mean observed level; each top gene's null is a
         pool of `null_genes` random genes per expression bin (drawn once from
-        default_rng([seed, 1])), scored on the same sample; then every pair of each sample's
-        top `pair_top` genes (see the module docstring)."""
+        default_rng([seed, 1])), scored on the same sample; then every pair of `pair_top`
+        genes per sample: its best singles, each skipped when its change vector is redundant with
+        a better one's (|cosine| > `redundancy`), taken from its best `pair_pool` (see the
+        module docstring)."""
         st, gt = self._tensor(start, "start"), self._tensor(goal, "goal")
         names = (np.asarray(sample_names, dtype=object) if sample_names is not None
                  else np.arange(len(st)).astype(str).astype(object))  # fmt: skip
@@ -734,7 +740,7 @@ class Perturber:
                                    "null_mean": null_mean, "null_sd": null_sd, "z": z,
                                    "p": pv})  # fmt: skip
         pair_table = self._pairs(st, base, centroid, goal_level, cand, cand_scores, order,
-                                 pair_top, names)  # fmt: skip
+                                 pair_top, names, pair_pool, redundancy)  # fmt: skip
         in_top = (ranks <= top).sum(0)
         genes = pd.DataFrame({"gene_id": self.genes["gene_id"].iloc[cand].to_numpy(),
                               "symbol": self.symbols[cand], "n_top": in_top,
@@ -751,9 +757,11 @@ class Perturber:
         return MasterRegulators(pd.DataFrame(per_sample), pair_table, genes, best_pairs,
                                 cand_scores.astype(np.float32), cand)  # fmt: skip
 
-    def _pairs(self, st, base, centroid, goal_level, cand, cand_scores, order, pair_top, names):
-        """Every pair of each sample's top `pair_top` candidates, perturbed jointly."""
+    def _pairs(self, st, base, centroid, goal_level, cand, cand_scores, order, pair_top, names,
+               pair_pool=200, redundancy=0.5):  # fmt: skip
+        """Every pair of each sample's `pair_top` pair candidates, perturbed jointly."""
         k = min(pair_top, cand.size)
+        pool = min(max(pair_pool, k), cand.size)
         combos = list(itertools.combinations(range(k), 2))
         columns = ["sample", "pair", "gene_a", "gene_b", "single_a", "single_b", "joint",
                    "additive", "cooperation", "joint_minus_additive", "best_by_cooperation",
@@ -761,17 +769,24 @@ class Perturber:
         if not combos:
             return pd.DataFrame(columns=columns)
         rows = []
-        per_block = max(1, 4 * self.batch_size // k)  # samples whose single changes are kept
+        per_block = max(1, 4 * self.batch_size // pool)  # samples whose single changes are kept
         for first in range(0, len(st), per_block):
             samples = np.arange(first, min(first + per_block, len(st)))
-            tops = cand[order[samples, :k]]  # block × k gene indices
+            ranked = cand[order[samples, :pool]]  # block × pool gene indices, best first
             # the singles' change vectors on their own sample
-            single_specs = [set_to((g,), goal_level[[g]]) for g in tops.reshape(-1)]
-            single_rows = (np.arange(len(single_specs)), np.repeat(samples, k))
-            single_change = torch.empty((len(single_specs), self.n_genes), device=self.device)
+            single_specs = [set_to((g,), goal_level[[g]]) for g in ranked.reshape(-1)]
+            single_rows = (np.arange(len(single_specs)), np.repeat(samples, pool))
+            pooled = torch.empty((len(single_specs), self.n_genes), device=self.device)
             for p_idx, _, recon, b in self.stream(single_specs, st, single_rows):
-                single_change[torch.as_tensor(p_idx, device=self.device)] = recon - b
-            single_change = single_change.reshape(len(samples), k, -1)
+                pooled[torch.as_tensor(p_idx, device=self.device)] = recon - b
+            pooled = pooled.reshape(len(samples), pool, -1)
+            chosen = np.stack([_diverse(pooled[b], ranked[b], k, redundancy)
+                               for b in range(len(samples))])  # fmt: skip
+            # positions in each sample's ranking, so that the singles' scores are looked up
+            tops = np.take_along_axis(ranked, chosen, axis=1)
+            single_change = torch.stack([pooled[b, torch.as_tensor(chosen[b])]
+                                         for b in range(len(samples))])  # fmt: skip
+            position = chosen
             joint_specs, joint_samples, which = [], [], []
             for b, s in enumerate(samples):
                 for i, j in combos:
@@ -793,8 +808,8 @@ class Perturber:
                 add = self._shift(additive, base[s], centroid, g).double().cpu().numpy()
                 for r, q in enumerate(p_idx):
                     bb, ii, jj = which_np[q]
-                    sa = cand_scores[samples[bb], order[samples[bb], ii]]
-                    sb = cand_scores[samples[bb], order[samples[bb], jj]]
+                    sa = cand_scores[samples[bb], order[samples[bb], position[bb, ii]]]
+                    sb = cand_scores[samples[bb], order[samples[bb], position[bb, jj]]]
                     ga, gb = tops[bb, ii], tops[bb, jj]
                     rows.append({"sample": names[samples[bb]],
                                  "pair": "+".join(self.symbols[sorted((ga, gb))]),
@@ -807,6 +822,26 @@ class Perturber:
         table["best_by_cooperation"] = table.index.isin(by_sample["cooperation"].idxmax())
         table["best_by_joint"] = table.index.isin(by_sample["joint"].idxmax())
         return table[columns]
+
+
+def _diverse(changes: torch.Tensor, genes: np.ndarray, k: int, redundancy: float) -> np.ndarray:
+    """Positions of `k` rows of `changes` (the change vectors of single perturbations of
+    `genes`, ranked best first): greedily the best rows whose |cosine| with every row already
+    kept is at most `redundancy`, each vector without its own gene's entry (a gene moved
+    dominates its own change); when fewer qualify, the best of the rest fill up (in rank
+    order). Genes of one module move a sample the same way, so pairs among them test
+    redundancy, not cooperation."""
+    own = torch.as_tensor(np.asarray(genes), device=changes.device)[:, None]
+    changes = changes.scatter(1, own, 0.0)
+    unit = changes / changes.norm(dim=1, keepdim=True).clamp(min=1e-30)
+    kept: list[int] = []
+    for i in range(unit.shape[0]):
+        if len(kept) == k:
+            break
+        if not kept or (unit[kept] @ unit[i]).abs().max().item() <= redundancy:
+            kept.append(i)
+    rest = [i for i in range(unit.shape[0]) if i not in kept]
+    return np.array(sorted(kept + rest[: k - len(kept)]), dtype=np.int64)
 
 
 _TOP_COLUMNS = ["perturbation", "rank", "gene_id", "symbol", "change", "z"]

@@ -124,6 +124,20 @@ def effects(directory: str | Path, model: str = "autoencoder") -> np.ndarray:
     return open_array(Path(directory) / "effects.json", model)
 
 
+def standardised(effects: np.ndarray) -> np.ndarray:
+    """An effect matrix with each gene's (column's) changes as robust z-scores over all
+    knockouts but its own: (change − median) / (1.4826 · MAD). Raw changes of any knockout
+    concentrate on the genes a model's latent space carries (the program members), so which
+    genes a knockout moves *more than other knockouts do* is read from these."""
+    e = np.array(effects, dtype=np.float64)
+    np.fill_diagonal(e, np.nan)
+    median = np.nanmedian(e, axis=0)
+    mad = 1.4826 * np.nanmedian(np.abs(e - median), axis=0)
+    z = (np.asarray(effects, dtype=np.float64) - median) / np.where(mad > 0, mad, np.nan)
+    np.fill_diagonal(z, 0.0)
+    return z
+
+
 # --- requests ------------------------------------------------------------------------------------
 
 
@@ -224,7 +238,8 @@ def run_study(s: Setup, name: str, study: dict, settings: dict, null_genes: int,
         for model, p in s.perturbers.items():
             result = p.master_regulators(
                 s.values(starts), s.values(goals), top=settings["top"],
-                pair_top=settings["pair_top"], null_genes=null_genes, seed=seed,
+                pair_top=settings["pair_top"], pair_pool=settings["pair_pool"],
+                redundancy=settings["redundancy"], null_genes=null_genes, seed=seed,
                 sample_names=starts["geo_accession"].tolist(),
             )  # fmt: skip
             for table in ("per_sample", "pairs", "genes", "best_pairs"):
