@@ -23,7 +23,7 @@ def model_dir(corpus, tmp_path_factory):
          "checkpoint_every": 0}  # fmt: skip
     out = tmp_path_factory.mktemp("ae")
     ta.train(corpus, "ae", s, t, 1, out / "m", out / "ck")
-    model, description, genes, samples = ta.load_model(out / "m")
+    _, description, genes, samples = ta.load_model(out / "m")
     dense = ta.open_dense(description, genes)
     train = samples.loc[samples["split"] == "train", "row"].to_numpy()
     linear = reconstruction.fit_pca(dense, train, genes["center"].to_numpy(np.float32),
