@@ -132,6 +132,13 @@ def test_paper_plan_is_the_papers_alone(workflow_copy):
     assert "Homo_sapiens.GRCh38.cds.all.fa.gz" in out and "Mus_musculus.GRCm38.cds.all.fa.gz" in out
     assert not {"gpt_binning_human_mouse", "gpt_binning_pseudo_human"} & set(per_embedding)
     assert "lncrna/gpt_binning_coding_lncrna/" in out and "lncrna/gpt_binning/" not in out
+    # seed 002's autoencoder on human: one GPU training job (the train section's GPUs), its PCA
+    # baseline, reconstruction, every gene knocked out, the disease-vs-control study
+    assert stats["train_autoencoder"] == stats["autoencoder_linear"] == 1
+    assert stats["autoencoder_reconstruction"] == stats["autoencoder_knockouts"] == 1
+    assert stats["master_regulators"] == 1 and "autoencoder_perturbation" not in stats
+    job = re.search(r"rule train_autoencoder:.*?resources: ([^\n]*)", out, flags=re.S).group(1)
+    assert "gpu=3" in job, job
 
 
 def test_multi_node_training_plan_through_slurm_profile(user_config, tmp_path, workflow_copy):
@@ -587,6 +594,12 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     assert set(summary["method"]) == {"supervised", "unsupervised", "none", "shuffled"}
     for name in ("separate", "mixed", "pseudo"):
         assert (results / "human_mouse" / name / "groups.svg").is_file()
+    ae = json.loads((results / "autoencoders" / "ae_human" / "model.json").read_text())
+    assert ae["model"]["activation"] == paper["autoencoder"]["activation"]
+    assert ae["model"]["hidden"] == MINIATURE["autoencoder"]["hidden"]
+    assert stats["train_autoencoder"] == stats["autoencoder_knockouts"] == 1
+    assert (results / "master_regulators" / "ae_human" / "disease_vs_control.svg").is_file()
+    assert (results / "autoencoders" / "reconstruction.tsv").is_file()
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
              *config_overrides(MINIATURE)]  # fmt: skip
     proc = run(again, workdir)

@@ -500,3 +500,20 @@ def test_iterated_master_regulators_run_through_the_same_engine():
     keep = np.arange(len(goal)) != g
     want = 1 - np.linalg.norm((recon - goal)[keep]) / np.linalg.norm((base - goal)[keep])
     assert result.per_sample["score"].iloc[0] == pytest.approx(want, abs=1e-5)
+
+
+def test_pair_candidates_skip_genes_redundant_with_a_better_one():
+    """Rows 0, 1 and 3 move a sample the same way (row 1 also moves its own gene a lot, which
+    does not count); row 2 another way: the candidates are the best of each way, then the best
+    of the rest in rank order."""
+    from gexnet.analysis.perturb import _diverse
+
+    a, b = np.zeros(6), np.zeros(6)
+    a[4], b[5] = 1.0, 1.0
+    rows = np.stack([a, a * 0.9, b, a * 0.5, b * 0.1 + a])
+    rows[1, 1] = 50.0  # gene 1's own entry
+    changes = torch.tensor(rows, dtype=torch.float32)
+    genes = np.array([0, 1, 2, 3, 3])
+    assert _diverse(changes, genes, 2, 0.5).tolist() == [0, 2]
+    assert _diverse(changes, genes, 3, 0.5).tolist() == [0, 1, 2]  # filled up in rank order
+    assert _diverse(changes, genes, 3, 1.0).tolist() == [0, 1, 2]  # nothing is redundant

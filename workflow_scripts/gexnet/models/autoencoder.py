@@ -23,8 +23,10 @@ components V (genes × k) and mean m in the scaled space; the linear baseline of
 reconstruction and perturbation result, run through the same code as the autoencoder.
 
 Both expose `encoder` (an nn.Sequential whose first module is the Linear from the scaled genes),
-`from_first(pre)` (the reconstruction from that Linear's output), `scaled`/`unscaled`, so that a
-perturbation of a few genes can update the first layer's output instead of recomputing it.
+`from_first(pre)` (the reconstruction from that Linear's output), `hidden_from_first(pre)` (the
+input of the last Linear, `head`), `scaled`/`unscaled`, so that a perturbation of a few genes can
+update the first layer's output instead of recomputing it, and a mean change over samples can go
+through the head once (it is linear).
 """
 
 from __future__ import annotations
@@ -117,8 +119,16 @@ class Autoencoder(_Scaled):
         decoder.append(nn.Linear(back[-1], c.n_genes))
         self.decoder = nn.Sequential(*decoder)
 
+    def hidden_from_first(self, pre: torch.Tensor) -> torch.Tensor:
+        """The input of the last Linear (`head`) from the first Linear's output."""
+        return self.decoder[:-1](self.encoder[1:](pre))
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.decoder[-1]
+
     def from_first(self, pre: torch.Tensor) -> torch.Tensor:
-        return self.unscaled(self.decoder(self.encoder[1:](pre)))
+        return self.unscaled(self.head(self.hidden_from_first(pre)))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.scaled(x))
@@ -172,5 +182,12 @@ class LinearAutoencoder(_Scaled):
             dec.bias.copy_(mean)
         self.encoder, self.decoder = nn.Sequential(enc), nn.Sequential(dec)
 
+    def hidden_from_first(self, pre: torch.Tensor) -> torch.Tensor:
+        return pre
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.decoder[0]
+
     def from_first(self, pre: torch.Tensor) -> torch.Tensor:
-        return self.unscaled(self.decoder(pre))
+        return self.unscaled(self.head(pre))
