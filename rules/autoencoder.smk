@@ -146,16 +146,6 @@ rule autoencoder_summary:
 # --- virtual experiments: each job runs the autoencoder and its linear baseline ----------------
 
 
-def virtual_inputs(wildcards):
-    model = results(f"autoencoders/{wildcards.autoencoder}")
-    return {
-        "weights": f"{model}/model.safetensors",
-        "genes": f"{model}/genes.parquet",
-        "linear": f"{model}/linear.safetensors",
-        "compendium": autoencoder_compendium(wildcards),
-    }
-
-
 rule autoencoder_knockouts:
     input:
         unpack(virtual_inputs),

@@ -376,6 +376,17 @@ def autoencoder_compendium(wildcards):
     return compendium(AUTOENCODERS[wildcards.autoencoder]["species"])
 
 
+def virtual_inputs(wildcards):
+    """What a virtual-experiment job reads: the autoencoder, its PCA baseline, its compendium."""
+    model = results(f"autoencoders/{wildcards.autoencoder}")
+    return {
+        "weights": f"{model}/model.safetensors",
+        "genes": f"{model}/genes.parquet",
+        "linear": f"{model}/linear.safetensors",
+        "compendium": autoencoder_compendium(wildcards),
+    }
+
+
 # an impossible launch is an error at once, not when the job starts
 for name, settings in EXPERIMENT_SETTINGS.items():
     train_processes(f"experiments.{name}", settings["train"])

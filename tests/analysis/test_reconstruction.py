@@ -11,9 +11,9 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import r2_score
 
 from gexnet.analysis import reconstruction as rc
+from gexnet.formats.corpus import Dense
 from gexnet.formats.matrixfile import MatrixFile
 from gexnet.models.autoencoder import LinearAutoencoder
-from gexnet.training.autoencoder import Dense
 
 
 @pytest.fixture(scope="module")

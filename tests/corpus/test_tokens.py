@@ -9,6 +9,7 @@ from scipy.stats import rankdata
 
 from gexnet.corpus import tokens
 from gexnet.formats import corpus as corpus_format
+from gexnet.formats.corpus import validation_split
 
 
 def brute_top(scores: np.ndarray, expressed: np.ndarray, context: int) -> np.ndarray:
@@ -105,7 +106,7 @@ def test_split_by_series(fraction):
     sizes = samples.groupby("series_id").size()
     target = round(fraction * len(samples))
     for seed in range(5):
-        validation = tokens.split(samples, fraction, "series", seed)
+        validation = validation_split(samples, fraction, "series", seed)
         assert validation.dtype == bool and validation.shape == (len(samples),)
         sides = pd.Series(validation).groupby(samples["series_id"].to_numpy()).nunique()
         assert (sides == 1).all(), "a series on both sides"
@@ -113,8 +114,8 @@ def test_split_by_series(fraction):
         chosen = samples["series_id"][validation].unique()
         # whole series are added until the target is reached: over it by less than the last one
         assert target <= total < target + sizes[chosen].max()
-        assert (tokens.split(samples, fraction, "series", seed) == validation).all()
-    draws = {tuple(tokens.split(samples, fraction, "series", s)) for s in range(5)}
+        assert (validation_split(samples, fraction, "series", seed) == validation).all()
+    draws = {tuple(validation_split(samples, fraction, "series", s)) for s in range(5)}
     assert len(draws) > 1, "different seeds, different splits"
 
 
@@ -124,18 +125,18 @@ def test_split_by_series_stops_at_the_target():
          "series_id": np.repeat([f"GSE{i}" for i in range(10)], 10)}
     )  # fmt: skip
     for seed in range(3):
-        validation = tokens.split(samples, 0.2, "series", seed)
+        validation = validation_split(samples, 0.2, "series", seed)
         assert validation.sum() == 20  # two whole series reach the target exactly: no third
-    assert not tokens.split(samples, 0.004, "series", 0).any()  # a target of 0 samples
+    assert not validation_split(samples, 0.004, "series", 0).any()  # a target of 0 samples
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5, 0.77])
 def test_split_by_sample(fraction):
     samples = samples_table(np.random.default_rng(1))
-    validation = tokens.split(samples, fraction, "sample", 3)
+    validation = validation_split(samples, fraction, "sample", 3)
     assert validation.sum() == round(fraction * len(samples))
-    assert (tokens.split(samples, fraction, "sample", 3) == validation).all()
-    assert (tokens.split(samples, fraction, "sample", 4) != validation).any()
+    assert (validation_split(samples, fraction, "sample", 3) == validation).all()
+    assert (validation_split(samples, fraction, "sample", 4) != validation).any()
 
 
 def test_vocabulary_layout():

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from gexnet import config
+from gexnet.analysis import reconstruction
 from gexnet.errors import GexnetError
-from gexnet.formats.corpus import Corpus
+from gexnet.formats.corpus import Corpus, Dense
 from gexnet.training import autoencoder as ta
 
 
@@ -39,7 +40,7 @@ def test_gene_statistics_are_exact(corpus):
     c = Corpus(corpus)
     genes = ta.model_genes(c, ["protein_coding"])
     assert (genes["biotype"] == "protein_coding").all() and len(genes) < len(c.genes)
-    dense = ta.Dense.of(c, genes["column"].to_numpy())
+    dense = Dense.of(c, genes["column"].to_numpy())
     rows = np.arange(0, c.n_samples, 2)
     full = np.asarray(c.array("dense"))[rows][:, genes["column"]].astype(np.float64)
     stats = ta.gene_statistics(dense, rows, 7, len(rows), 0)  # odd blocks
@@ -61,7 +62,7 @@ def test_corruption_draws_depend_on_seed_epoch_and_row_only(corpus):
     c = Corpus(corpus)
     genes = ta.model_genes(c, None)
     samples = ta.split_samples(c, 0.2, "series", 0)
-    data = ta.DenseData(ta.Dense.of(c, genes["column"]), samples, "gaussian", 5)
+    data = ta.DenseData(Dense.of(c, genes["column"]), samples, "gaussian", 5)
     a = data.batch(np.array([3, 7, 1]), 2)
     b = data.batch(np.array([1, 3]), 2)
     torch.testing.assert_close(a["draws"][[2, 0]], b["draws"])
@@ -73,7 +74,7 @@ def test_corruption_draws_depend_on_seed_epoch_and_row_only(corpus):
 def test_training_writes_a_model_that_reconstructs_better_each_epoch(corpus, tmp_path):
     s, t = settings()
     ta.train(corpus, "ae", s, t, 1, tmp_path / "m", tmp_path / "ck")
-    model, description, genes, samples = ta.load_model(tmp_path / "m")
+    model, description, genes, samples = reconstruction.load_autoencoder(tmp_path / "m")
     validation = pd.read_csv(tmp_path / "m" / "validation.tsv", sep="\t")["validation_loss"]
     assert len(validation) == 4 and (validation.diff().dropna() < 0).all()
     assert list(genes.columns[:4]) == ["gene_id", "symbol", "biotype", "column"]
@@ -83,7 +84,7 @@ def test_training_writes_a_model_that_reconstructs_better_each_epoch(corpus, tmp
     assert {"samples", "values", "flops", "samples_per_s"} <= set(steps.columns)
     # the scaling travels with the weights: the model reconstructs log values
     torch.testing.assert_close(model.center, torch.tensor(genes["center"].to_numpy(np.float32)))
-    dense = ta.open_dense(description, genes)
+    dense = reconstruction.open_dense(description, genes)
     held = samples.loc[samples["split"] == "validation", "row"].to_numpy()
     x = dense.rows(held)
     with torch.no_grad():
@@ -97,15 +98,15 @@ def test_a_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
     ta.train(corpus, "ae", s, {**t, "max_steps": 9}, 1, tmp_path / "part", tmp_path / "ck")
     with pytest.raises(GexnetError, match="other settings"):  # max_steps changes total_steps
         ta.train(corpus, "ae", s, t, 1, tmp_path / "rest", tmp_path / "ck")
-    whole, *_ = ta.load_model(tmp_path / "whole")
-    part, *_ = ta.load_model(tmp_path / "part")
+    whole, *_ = reconstruction.load_autoencoder(tmp_path / "whole")
+    part, *_ = reconstruction.load_autoencoder(tmp_path / "part")
     assert not torch.equal(whole.decoder[-1].weight, part.decoder[-1].weight)
     # resuming the same settings from a mid-run checkpoint reproduces the uninterrupted weights
     ta.train(corpus, "ae", s, {**t, "checkpoint_every": 5}, 1, tmp_path / "a", tmp_path / "ck_a")
     ck = sorted((tmp_path / "ck_a").glob("step-*.pt"))
     ck[-1].unlink()  # the final checkpoint gone: resume from the one before
     ta.train(corpus, "ae", s, {**t, "checkpoint_every": 5}, 1, tmp_path / "b", tmp_path / "ck_a")
-    a, *_ = ta.load_model(tmp_path / "a")
-    b, *_ = ta.load_model(tmp_path / "b")
+    a, *_ = reconstruction.load_autoencoder(tmp_path / "a")
+    b, *_ = reconstruction.load_autoencoder(tmp_path / "b")
     for key, value in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[key], value, rtol=0, atol=0)

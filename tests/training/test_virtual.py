@@ -23,8 +23,8 @@ def model_dir(corpus, tmp_path_factory):
          "checkpoint_every": 0}  # fmt: skip
     out = tmp_path_factory.mktemp("ae")
     ta.train(corpus, "ae", s, t, 1, out / "m", out / "ck")
-    _, description, genes, samples = ta.load_model(out / "m")
-    dense = ta.open_dense(description, genes)
+    _, description, genes, samples = reconstruction.load_autoencoder(out / "m")
+    dense = reconstruction.open_dense(description, genes)
     train = samples.loc[samples["split"] == "train", "row"].to_numpy()
     linear = reconstruction.fit_pca(dense, train, genes["center"].to_numpy(np.float32),
                                     genes["scale"].to_numpy(np.float32), 5, 0, 1)  # fmt: skip

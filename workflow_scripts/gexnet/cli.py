@@ -298,8 +298,8 @@ def _autoencoder(args) -> None:
         autoencoder.train(args.corpus, args.name, settings["autoencoder"], settings["train"],
                           cfg["seed"], args.out, args.checkpoints, args.threads)  # fmt: skip
         return
-    model, description, genes, samples = autoencoder.load_model(args.model)
-    dense = autoencoder.open_dense(description, genes)
+    model, description, genes, samples = reconstruction.load_autoencoder(args.model)
+    dense = reconstruction.open_dense(description, genes)
     settings = cfg["autoencoder"]
     train = samples.loc[samples["split"] == "train", "row"].to_numpy()
     if args.action == "linear":

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gexnet.errors import GexnetError
+from gexnet.formats.corpus import Corpus, Dense
 from gexnet.formats.io import atomic_path, write_table
-from gexnet.models.autoencoder import LinearAutoencoder
+from gexnet.models.autoencoder import Autoencoder, AutoencoderConfig, LinearAutoencoder
 
 PCA_STREAM = 0x5043
 DENSITY_BINS = 100
@@ -170,3 +172,31 @@ def evaluate(dense, rows: np.ndarray, genes: pd.DataFrame, models: dict, edges: 
 def write_tables(tables: dict[str, pd.DataFrame], outdir: str | Path) -> None:
     for name in TABLES:
         write_table(tables[name], Path(outdir) / f"{name}.parquet")
+
+
+# --- a trained autoencoder's directory (written by gexnet.training.autoencoder) ---------------
+
+
+def open_dense(description: dict, genes: pd.DataFrame) -> Dense:
+    """The dense matrix a trained model reads (its corpus's, its genes' columns), checked to be
+    the corpus it was trained on."""
+    corpus = Corpus(description["corpus"])
+    if corpus.digest != description["training"]["data"]:
+        raise GexnetError(
+            f"{corpus.header_path}: not the corpus autoencoder {description['name']} was trained "
+            "on (it was rebuilt since); retrain the model"
+        )
+    return Dense.of(corpus, genes["column"].to_numpy())
+
+
+def load_autoencoder(model_dir: str | Path) -> tuple[Autoencoder, dict, pd.DataFrame, pd.DataFrame]:
+    """A trained autoencoder (eval mode), its description, genes and samples tables."""
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    description = json.loads((model_dir / "model.json").read_text())
+    model = Autoencoder(AutoencoderConfig(**description["model"]))
+    model.load_state_dict(load_file(str(model_dir / description["weights"])))
+    genes = pd.read_parquet(model_dir / description["genes"])
+    samples = pd.read_parquet(model_dir / description["samples"])
+    return model.eval(), description, genes, samples

@@ -28,12 +28,11 @@ import numpy as np
 import pandas as pd
 
 from gexnet.analysis import perturb, selection
-from gexnet.analysis.reconstruction import load_linear
+from gexnet.analysis.reconstruction import load_autoencoder, load_linear, open_dense
 from gexnet.errors import GexnetError
 from gexnet.formats.corpus import Corpus
 from gexnet.formats.io import atomic_path, write_table
 from gexnet.formats.matrixfile import MatrixFile, open_array, write_header
-from gexnet.training.autoencoder import load_model, open_dense
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class Setup:
 def setup(model_dir: str | Path, compendium: str | Path, settings: dict) -> Setup:
     """Load an autoencoder and its linear baseline (linear.* beside it) for `settings` (the
     perturbation section: batch_size, iterations, max_multiple)."""
-    model, description, genes, samples = load_model(model_dir)
+    model, description, genes, samples = load_autoencoder(model_dir)
     linear = load_linear(model_dir)
     options = {"batch_size": settings["batch_size"], "iterations": settings["iterations"],
                "max_multiple": settings["max_multiple"]}  # fmt: skip

@@ -95,7 +95,7 @@ def _normalize(compendium, qc_table, work, settings, block_values, seed) -> None
 
         # the split decides the corpus order: training samples first, then validation
         table = samples.iloc[kept].reset_index(drop=True)
-        validation = tokens.split(
+        validation = corpus_format.validation_split(
             table, cfg_tokens["validation_fraction"], cfg_tokens["split_by"], seed
         )
         order = np.concatenate([np.flatnonzero(~validation), np.flatnonzero(validation)])

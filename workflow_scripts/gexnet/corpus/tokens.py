@@ -1,4 +1,5 @@
-"""From binned samples to token sequences: top genes per sample, levels, splits.
+"""From binned samples to token sequences: top genes per sample, levels (the split of samples
+is `gexnet.formats.corpus.validation_split`).
 
 A sample's sequence is its expressed genes (non-zero counts) ordered by binned value, highest
 first, at most `context` of them; genes with equal values go in token order (lowest first), so
@@ -9,7 +10,6 @@ contract's (`gexnet.formats.corpus`).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def _ordered_bits(scores: np.ndarray) -> np.ndarray:
@@ -61,22 +61,3 @@ def within_sample_levels(values: np.ndarray, genes: np.ndarray, levels: int = 10
             r = np.searchsorted(nonzero, row[genes[s, chosen]], side="left")
             out[s, chosen] = 1 + (r * levels) // nonzero.size
     return out
-
-
-def split(samples: pd.DataFrame, fraction: float, by: str, seed: int) -> np.ndarray:
-    """True for validation samples: whole series (by="series") or single samples (by="sample"),
-    drawn with `seed` until `fraction` of the samples is reached."""
-    rng = np.random.default_rng(seed)
-    target = round(fraction * len(samples))
-    if by == "sample":
-        validation = np.zeros(len(samples), bool)
-        validation[rng.permutation(len(samples))[:target]] = True
-        return validation
-    sizes = samples.groupby("series_id", sort=True).size()
-    chosen, total = [], 0
-    for series in rng.permutation(sizes.index.to_numpy()):
-        if total >= target:
-            break
-        chosen.append(series)
-        total += sizes[series]
-    return samples["series_id"].isin(chosen).to_numpy()

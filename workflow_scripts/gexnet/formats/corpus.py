@@ -44,6 +44,26 @@ def token_dtype(n_tokens: int) -> np.dtype:
     return np.dtype(np.uint16 if n_tokens <= 2**16 else np.uint32)
 
 
+def validation_split(samples: pd.DataFrame, fraction: float, by: str, seed: int) -> np.ndarray:
+    """The one train/validation split of the workflow (the corpus's samples.parquet, and the
+    autoencoder's own when its settings differ): True for validation samples: whole series (by="series") or single samples (by="sample"),
+    drawn with `seed` until `fraction` of the samples is reached."""
+    rng = np.random.default_rng(seed)
+    target = round(fraction * len(samples))
+    if by == "sample":
+        validation = np.zeros(len(samples), bool)
+        validation[rng.permutation(len(samples))[:target]] = True
+        return validation
+    sizes = samples.groupby("series_id", sort=True).size()
+    chosen, total = [], 0
+    for series in rng.permutation(sizes.index.to_numpy()):
+        if total >= target:
+            break
+        chosen.append(series)
+        total += sizes[series]
+    return samples["series_id"].isin(chosen).to_numpy()
+
+
 class Corpus:
     """A corpus directory: its description, vocabulary and arrays.
 
@@ -132,3 +152,28 @@ class TokenSequences:
             )
             levels = np.where(tokens != PAD, np.take_along_axis(levels, shift, 1), 0)
         return tokens, levels
+
+
+class Dense:
+    """A dense matrix file (samples × genes) restricted to some genes (columns), read by rows."""
+
+    def __init__(self, path: str | Path, shape: tuple[int, int], dtype, columns) -> None:
+        from gexnet.formats.matrixfile import MatrixFile
+
+        self.path = Path(path)
+        self.file = MatrixFile(self.path, shape, dtype)
+        self.columns = np.asarray(columns, dtype=np.int64)
+
+    @classmethod
+    def of(cls, corpus: Corpus, columns) -> Dense:
+        """A corpus's dense log matrix."""
+        meta = corpus.header["arrays"]["dense"]
+        return cls(corpus.directory / meta["file"], tuple(meta["shape"]), meta["dtype"], columns)
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """float32 log values (len(rows) × genes) of corpus rows."""
+        return self.file.read_rows(rows)[:, self.columns].astype(np.float32)
+
+    def blocks(self, rows: np.ndarray, block: int):
+        for i in range(0, len(rows), block):
+            yield rows[i : i + block], self.rows(rows[i : i + block])

@@ -29,11 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gexnet.corpus.tokens import split
 from gexnet.errors import GexnetError
-from gexnet.formats.corpus import Corpus
+from gexnet.formats.corpus import Corpus, Dense, validation_split
 from gexnet.formats.io import atomic_path, write_table
-from gexnet.formats.matrixfile import MatrixFile
 from gexnet.models.autoencoder import Autoencoder, AutoencoderConfig
 from gexnet.training import trainer
 
@@ -45,29 +43,6 @@ DATA_SETTINGS = ("biotypes", "scaling", "validation_fraction", "split_by", "stat
 QUANTILES = np.linspace(0.0, 1.0, 101)
 DRAW_STREAM = 0x4145  # the corruption draws' own stream beside (seed, epoch, row)
 STATS_STREAM = 0x5354
-
-
-class Dense:
-    """A dense matrix file (samples × genes) restricted to some genes (columns), read by rows."""
-
-    def __init__(self, path: str | Path, shape: tuple[int, int], dtype, columns) -> None:
-        self.path = Path(path)
-        self.file = MatrixFile(self.path, shape, dtype)
-        self.columns = np.asarray(columns, dtype=np.int64)
-
-    @classmethod
-    def of(cls, corpus: Corpus, columns) -> Dense:
-        """A corpus's dense log matrix."""
-        meta = corpus.header["arrays"]["dense"]
-        return cls(corpus.directory / meta["file"], tuple(meta["shape"]), meta["dtype"], columns)
-
-    def rows(self, rows: np.ndarray) -> np.ndarray:
-        """float32 log values (len(rows) × genes) of corpus rows."""
-        return self.file.read_rows(rows)[:, self.columns].astype(np.float32)
-
-    def blocks(self, rows: np.ndarray, block: int):
-        for i in range(0, len(rows), block):
-            yield rows[i : i + block], self.rows(rows[i : i + block])
 
 
 def model_genes(corpus: Corpus, biotypes: list[str] | None) -> pd.DataFrame:
@@ -84,7 +59,7 @@ def split_samples(corpus: Corpus, fraction: float, by: str, seed: int) -> pd.Dat
     """The corpus's samples (corpus row order) with this model's split column."""
     samples = pd.read_parquet(corpus.directory / "samples.parquet").sort_values("row")
     samples = samples.reset_index(drop=True)
-    held = split(samples, fraction, by, seed)
+    held = validation_split(samples, fraction, by, seed)
     samples["split"] = np.where(held, "validation", "train")
     if held.all() or not held.any():
         raise GexnetError(
@@ -204,28 +179,3 @@ def _write_model(outdir, name, model, config, settings, metrics, genes, samples,
     }  # fmt: skip
     with atomic_path(outdir / "model.json") as tmp:
         tmp.write_text(json.dumps(description, indent=2) + "\n")
-
-
-def open_dense(description: dict, genes: pd.DataFrame) -> Dense:
-    """The dense matrix a trained model reads (its corpus's, its genes' columns), checked to be
-    the corpus it was trained on."""
-    corpus = Corpus(description["corpus"])
-    if corpus.digest != description["training"]["data"]:
-        raise GexnetError(
-            f"{corpus.header_path}: not the corpus autoencoder {description['name']} was trained "
-            "on (it was rebuilt since); retrain the model"
-        )
-    return Dense.of(corpus, genes["column"].to_numpy())
-
-
-def load_model(model_dir: str | Path) -> tuple[Autoencoder, dict, pd.DataFrame, pd.DataFrame]:
-    """A trained autoencoder (eval mode), its description, genes and samples tables."""
-    from safetensors.torch import load_file
-
-    model_dir = Path(model_dir)
-    description = json.loads((model_dir / "model.json").read_text())
-    model = Autoencoder(AutoencoderConfig(**description["model"]))
-    model.load_state_dict(load_file(str(model_dir / description["weights"])))
-    genes = pd.read_parquet(model_dir / description["genes"])
-    samples = pd.read_parquet(model_dir / description["samples"])
-    return model.eval(), description, genes, samples
