@@ -4,7 +4,9 @@
 #      processes over NCCL where there are two GPUs, a killed run resuming from its checkpoint);
 #   2. benchmarks/train_throughput.py --paper: gexnet's GPT against transformers' GPT-2 with the
 #      same weights, on the paper's model and batch;
-#   (3. the later models' benchmarks, added here as they come.)
+#   3. benchmarks/perturb.py --paper --gpu-only: seed 002's autoencoder, the batched
+#      perturbation engine and bf16 training time per 238,000-sample epoch on the GPU;
+#   (4. the later models' benchmarks, added here as they come.)
 # and one table of it all, gpu_check.md, in OUT_DIR (default: $OUT, else ./gpu_check).
 # Run it from an environment with gexnet and its test extras on a CUDA build of PyTorch:
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
@@ -35,6 +37,12 @@ timeout 300 python -m pytest tests/training/test_cuda.py --gpu -p no:cacheprovid
 echo "== training throughput, the paper's model" >&2
 timeout 240 python benchmarks/train_throughput.py "$preset" --tsv "$out/train_throughput.tsv" \
     2>&1 | tee "$out/train_throughput.log" >&2 || status=1
+
+echo "== the autoencoder's perturbation engine and training, seed 002's size" >&2
+perturb_args=(--paper --gpu-only)
+[ "$dry" = 1 ] && perturb_args=(--genes 2000 --hidden 500 --latent 100 --no-train)
+timeout 240 python benchmarks/perturb.py "${perturb_args[@]}" 2>&1 | tee "$out/perturb.log" >&2 \
+    || status=1
 
 python - "$out" "$start" "$status" "$preset" <<'PY'
 """One Markdown table from the tests' JUnit XML and the benchmarks' TSV tables."""
@@ -69,6 +77,10 @@ if tsv.is_file():
             ))
 else:
     rows.append((f"train_throughput {preset}", "ERROR", "", "no table (see train_throughput.log)"))
+log = out / "perturb.log"
+measured = [l for l in log.read_text().splitlines() if "GPU" in l] if log.is_file() else []
+rows += [("perturb.py --paper", "measured", "", l.strip()) for l in measured] or [
+    ("perturb.py --paper", "ERROR", "", "no GPU lines (see perturb.log)")]
 cuda = torch.cuda.is_available()
 name = torch.cuda.get_device_name(0) if cuda else "no GPU (dry run)"
 count = torch.cuda.device_count()
