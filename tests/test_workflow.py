@@ -426,18 +426,29 @@ def test_demo_report_qc_and_corpus(demo_run: Path):
 def test_demo_models_learn_the_planted_programs(demo_run: Path):
     results = demo_run / "results" / "demo"
     used = run_config(demo_run, "demo")
+    case_control = set(pd.read_parquet(demo_dir(demo_run) / "truth" / "case_control.parquet")[
+        "series_id"])  # fmt: skip
     for name, settings in used["experiments"].items():
         validation = pd.read_csv(results / "models" / name / "validation.tsv", sep="\t")
         epochs = settings.get("train", {}).get("epochs", used["train"]["epochs"])
         assert len(validation) == epochs
         loss = validation["validation_loss"]
-        if epochs <= 3:
+        species = settings["species"]
+        held_out = pd.read_parquet(results / "corpus" / (species if isinstance(species, str)
+                                   else species[0]) / "samples.parquet")  # fmt: skip
+        held_out = set(held_out.loc[held_out["split"] == "validation", "series_id"])
+        if held_out <= case_control and isinstance(species, str):
+            # held out: case/control studies only (the demo's mouse: one), whose cases shift two
+            # programs far outside the training series; the validation loss may rise there while
+            # the model learns its training series, so the training loss must fall instead
+            steps = pd.read_csv(results / "models" / name / "metrics.tsv", sep="\t")
+            assert steps.groupby("epoch")["loss"].mean().is_monotonic_decreasing, name
+        elif epochs <= 3:
             assert loss.is_monotonic_decreasing, validation
         else:  # a longer run may pass its minimum (the pseudo control trains past it on purpose)
             assert loss.min() < loss.iloc[0] - 0.5 and loss.iloc[:3].is_monotonic_decreasing
         table = pd.read_parquet(results / "embeddings" / f"{name}.parquet")
         held = list(dict.fromkeys(table["species"]))  # a joint model: both parts, each checked
-        species = settings["species"]
         expected = (species if isinstance(species, list)
                     else [species, f"{species}_pseudo"] if settings["pseudo_species"]
                     else [species])  # fmt: skip
@@ -539,7 +550,9 @@ def test_demo_human_mouse_recovers_the_planted_truth(demo_run: Path):
             auroc[name, method] = roc_auc_score(~held["diverged"], held["similarity"])
             if method == "shuffled":  # over all pairs: the held-out ones hold ~12 diverged genes
                 assert abs(roc_auc_score(~rows["diverged"], rows["similarity"]) - 0.5) <= 0.05
-    assert auroc["mixed", "supervised"] >= 0.9, auroc
+    # held out: 6 diverged program members, a coarse estimate (0.93 before the demo's cases
+    # shifted by 2.5 instead of 1.5, 0.90 after)
+    assert auroc["mixed", "supervised"] >= 0.85, auroc
     assert auroc["separate", "supervised"] >= 0.7, auroc
     assert medians["pseudo"] < 0.6 * min(medians["separate"], medians["mixed"]), medians
     summary = pd.read_csv(results / "summary.tsv", sep="\t")
