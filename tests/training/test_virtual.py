@@ -110,6 +110,9 @@ def test_a_study_by_series_pairs_cases_with_their_own_controls(setup, tmp_path):
     assert set(per["model"]) == {"autoencoder", "linear"} and per["rank"].max() == 3
     assert per.groupby(["model", "sample"]).size().eq(3).all()
     assert len(tables["pairs"]) == 2 * per.groupby("model")["sample"].nunique().iloc[0] * 3
+    comparison = tables["comparison"]
+    one_only = (comparison["n_top_autoencoder"] > 0) != (comparison["n_top_linear"] > 0)
+    assert comparison["differs"].equals(one_only) and comparison["rank_shift"].notna().all()
     top = virtual.top_regulators(tables["genes"])
     assert set(top["model"]) == {"autoencoder", "linear"} and (top["share_top"] <= 1).all()
     none = {**study, "goal": {"characteristics_ch1": "group: nobody"}}

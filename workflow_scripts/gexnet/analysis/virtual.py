@@ -13,8 +13,9 @@ Tables (under the job's output directory):
 - a request's directory: summary, top_genes, comparison (the same columns);
 - a study's directory: per_sample (each start sample's top genes: rank, score, null z and p),
   pairs (every pair of each sample's top genes: joint, additive, cooperation), genes (per gene
-  over the study's start samples), best_pairs, comparison; with series_id for studies by
-  series.
+  over the study's start samples), best_pairs, comparison (both models' gene tables side by
+  side; `differs`: in some sample's top for one model only; `rank_shift`: the autoencoder's mean
+  rank minus the linear one's); with series_id for studies by series.
 """
 
 from __future__ import annotations
@@ -249,7 +250,13 @@ def run_study(s: Setup, name: str, study: dict, settings: dict, null_genes: int,
     by = ["series_id", "gene_id", "symbol"]
     ae = tables["genes"][tables["genes"]["model"] == "autoencoder"].drop(columns="model")
     lin = tables["genes"][tables["genes"]["model"] == "linear"].drop(columns="model")
-    tables["comparison"] = ae.merge(lin, on=by, how="outer", suffixes=("_autoencoder", "_linear"))
+    both = ae.merge(lin, on=by, how="outer", suffixes=("_autoencoder", "_linear"))
+    # where the models differ: a gene in some start sample's top for one model only
+    both["differs"] = (both["n_top_autoencoder"].fillna(0) > 0) != (
+        both["n_top_linear"].fillna(0) > 0
+    )
+    both["rank_shift"] = both["mean_rank_autoencoder"] - both["mean_rank_linear"]
+    tables["comparison"] = both
     _write(tables, Path(outdir))
     return tables
 
