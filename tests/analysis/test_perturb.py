@@ -516,4 +516,4 @@ def test_pair_candidates_skip_genes_redundant_with_a_better_one():
     genes = np.array([0, 1, 2, 3, 3])
     assert _diverse(changes, genes, 2, 0.5).tolist() == [0, 2]
     assert _diverse(changes, genes, 3, 0.5).tolist() == [0, 1, 2]  # filled up in rank order
-    assert _diverse(changes, genes, 3, 1.0).tolist() == [0, 1, 2]  # nothing is redundant
+    assert _diverse(changes, genes, 2, 1.0).tolist() == [0, 1]  # nothing is redundant

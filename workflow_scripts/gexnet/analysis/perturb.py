@@ -603,13 +603,16 @@ class Perturber:
                              "p": pv})  # fmt: skip
                 for rank, (j, c) in enumerate(zip(st["_top"], st["_top_change"], strict=True)):
                     zj = (c - g_mean[j]) / g_sd[j] if g_sd is not None and g_sd[j] > 0 else np.nan
-                    top_rows.append({"perturbation": self.name(p), "rank": rank + 1,
-                                     "gene_id": self.genes["gene_id"].iloc[j],
-                                     "symbol": self.symbols[j], "change": c,
-                                     "z": float(zj)})  # fmt: skip
+                    top_rows.append(self._top_row(p, rank, j, c, zj))
         table = pd.DataFrame(rows)
         table["fdr"] = bh_fdr(table["p"].to_numpy())
         return Summary(table, pd.DataFrame(top_rows, columns=_TOP_COLUMNS), means)
+
+    def _top_row(self, p: Perturbation, rank: int, gene: int, change: float, z: float) -> dict:
+        """A row of the top affected genes table (_TOP_COLUMNS)."""
+        return {"perturbation": self.name(p), "rank": rank + 1,
+                "gene_id": self.genes["gene_id"].iloc[gene], "symbol": self.symbols[gene],
+                "change": change, "z": float(z)}  # fmt: skip
 
     def _null_of(self, part, first, xt, level, n_null, seed, threshold):
         """Per perturbation of `part`: (null scores, per-gene null mean, per-gene null sd)."""
@@ -696,10 +699,7 @@ class Perturber:
                     mean = (total[b, j] - c) / n
                     var = (square[b, j] - c * c - n * mean**2) / (n - 1)
                     zj = (c - mean) / np.sqrt(var) if var > 0 else np.nan
-                top_rows.append({"perturbation": self.name(p), "rank": rank + 1,
-                                 "gene_id": self.genes["gene_id"].iloc[j],
-                                 "symbol": self.symbols[j], "change": c,
-                                 "z": float(zj)})  # fmt: skip
+                top_rows.append(self._top_row(p, rank, j, c, zj))
         table = pd.DataFrame(rows)
         table["fdr"] = bh_fdr(table["p"].to_numpy())
         return Summary(table, pd.DataFrame(top_rows, columns=_TOP_COLUMNS))

@@ -108,7 +108,8 @@ class _Accumulator:
                                    (v**2).sum()]  # fmt: skip
         bins = lambda a: np.clip((a / self.top * DENSITY_BINS).astype(np.int64), 0,  # noqa: E731
                                  DENSITY_BINS - 1)  # fmt: skip
-        np.add.at(self.density, (bins(y).ravel(), bins(pred).ravel()), 1)
+        cell = bins(y).ravel() * DENSITY_BINS + bins(pred).ravel()
+        self.density += np.bincount(cell, minlength=DENSITY_BINS**2).reshape(self.density.shape)
 
 
 def evaluate(dense, rows: np.ndarray, genes: pd.DataFrame, models: dict, edges: list[float],

@@ -72,6 +72,20 @@ def _both(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([t.assign(model=m) for m, t in results.items()], ignore_index=True)
 
 
+def _tables(summaries: dict, means: dict) -> dict[str, pd.DataFrame]:
+    """Both models' summaries as the summary, top_genes and comparison tables."""
+    return {
+        "summary": _both({m: t.table for m, t in summaries.items()}),
+        "top_genes": _both({m: t.top_genes for m, t in summaries.items()}),
+        "comparison": perturb.compare(
+            summaries["autoencoder"].table,
+            summaries["linear"].table,
+            autoencoder_means=means["autoencoder"],
+            linear_means=means["linear"],
+        ),
+    }
+
+
 def _write(tables: dict[str, pd.DataFrame], outdir: Path) -> None:
     for name, table in tables.items():
         write_table(table, outdir / f"{name}.parquet")
@@ -99,16 +113,7 @@ def knockouts(s: Setup, settings: dict, seed: int, outdir: str | Path) -> dict[s
         summaries[name] = summary
         means[name] = _memmap(outdir, header, name)
     write_header(outdir / "effects.json", header)
-    tables = {
-        "summary": _both({m: t.table for m, t in summaries.items()}),
-        "top_genes": _both({m: t.top_genes for m, t in summaries.items()}),
-        "comparison": perturb.compare(
-            summaries["autoencoder"].table,
-            summaries["linear"].table,
-            autoencoder_means=means["autoencoder"],
-            linear_means=means["linear"],
-        ),
-    }
+    tables = _tables(summaries, means)
     _write(tables, outdir)
     return tables
 
@@ -174,16 +179,7 @@ def run_request(s: Setup, name: str, request: dict, settings: dict, seed: int,
                        null_genes=settings["null_genes"], seed=seed, keep_means=True)
         for m, p in s.perturbers.items()
     }  # fmt: skip
-    tables = {
-        "summary": _both({m: t.table for m, t in summaries.items()}),
-        "top_genes": _both({m: t.top_genes for m, t in summaries.items()}),
-        "comparison": perturb.compare(
-            summaries["autoencoder"].table,
-            summaries["linear"].table,
-            autoencoder_means=summaries["autoencoder"].means,
-            linear_means=summaries["linear"].means,
-        ),
-    }
+    tables = _tables(summaries, {m: t.means for m, t in summaries.items()})
     _write(tables, Path(outdir))
     return tables
 
