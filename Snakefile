@@ -20,6 +20,7 @@ include: "rules/train.smk"
 include: "rules/classify.smk"
 include: "rules/human_mouse.smk"
 include: "rules/autoencoder.smk"
+include: "rules/splicing.smk"
 
 
 report: "rules/report/workflow.rst"

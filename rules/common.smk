@@ -251,6 +251,9 @@ def training(wildcards):
     if "autoencoder" in wildcards.keys():
         name = wildcards.autoencoder
         return f"autoencoders.{name}", AUTOENCODER_SETTINGS[name]["train"]
+    if "splicing_model" in wildcards.keys():
+        name = wildcards.splicing_model
+        return f"splicing_models.{name}", SPLICING_SETTINGS[name]["train"]
     return f"experiments.{wildcards.experiment}", EXPERIMENT_SETTINGS[wildcards.experiment]["train"]
 
 
@@ -302,6 +305,8 @@ def train_job_config(wildcards):
     model's entry with its own overrides."""
     if "autoencoder" in wildcards.keys():
         table, name, section = "autoencoders", wildcards.autoencoder, "autoencoder"
+    elif "splicing_model" in wildcards.keys():
+        table, name, section = "splicing_models", wildcards.splicing_model, "splicing_network"
     else:
         table, name, section = "experiments", wildcards.experiment, "gene_lm"
     entry = dict(config[table][name])
@@ -387,11 +392,64 @@ def virtual_inputs(wildcards):
     }
 
 
+# --- splicing factors → isoforms ------------------------------------------------------------
+
+SPLICING = config["splicing"]
+SPLICING_MODELS = config["splicing_models"]
+SPLICING_SETTINGS = {
+    name: experiment_settings(config, name, "splicing_models") for name in SPLICING_MODELS
+}
+SPLICING_SPECIES = SPLICING["species"]
+# What the data job reads (not the analysis settings: a new reference redoes no data set).
+SPLICING_DATA_SETTINGS = {
+    k: v for k, v in SPLICING.items()
+    if k not in ("deeplift", "validation", "validation_reference", "ridge_alpha",
+                 "branch_autoencoder")
+}  # fmt: skip
+if SPLICING_MODELS and SPLICING_SPECIES not in SPECIES:
+    raise WorkflowError(f"splicing.species: {SPLICING_SPECIES} is not among species {SPECIES}")
+BRANCH_MODELS = [n for n, s in SPLICING_SETTINGS.items() if s["splicing_network"]["branch"]]
+if BRANCH_MODELS:
+    branch = SPLICING["branch_autoencoder"]
+    if branch not in AUTOENCODERS:
+        raise WorkflowError(
+            f"splicing_models.{BRANCH_MODELS[0]}: branch: true needs splicing.branch_autoencoder, "
+            f"an autoencoder of autoencoders ({', '.join(AUTOENCODERS) or 'none configured'}), "
+            f"not {branch!r}"
+        )
+    if AUTOENCODERS[branch]["species"] != SPLICING_SPECIES:
+        raise WorkflowError(
+            f"splicing.branch_autoencoder: {branch} is a model of "
+            f"{AUTOENCODERS[branch]['species']}, the splicing stage reads {SPLICING_SPECIES}"
+        )
+
+
+def splicing_edges():
+    """The known SF → target edges the scores are validated against: the configured table,
+    else the demo's planted edges, else none."""
+    if SPLICING["validation"]:
+        return configured_file("splicing.validation", SPLICING["validation"])
+    if config["source"] == "demo":
+        return str(DEMO_FILES["splicing"])
+    return None
+
+
+def splicing_train_inputs(wildcards):
+    files = {"data": results("splicing/data")}
+    if wildcards.splicing_model in BRANCH_MODELS:
+        files["branch"] = results(
+            f"autoencoders/{SPLICING['branch_autoencoder']}/model.safetensors"
+        )
+    return files
+
+
 # an impossible launch is an error at once, not when the job starts
 for name, settings in EXPERIMENT_SETTINGS.items():
     train_processes(f"experiments.{name}", settings["train"])
 for name, settings in AUTOENCODER_SETTINGS.items():
     train_processes(f"autoencoders.{name}", settings["train"])
+for name, settings in SPLICING_SETTINGS.items():
+    train_processes(f"splicing_models.{name}", settings["train"])
 
 
 # --- classifiers and lncRNA transfer -------------------------------------------------------
@@ -584,6 +642,14 @@ def all_targets():
             autoencoder=AUTOENCODERS,
             study=STUDIES,
         )
+    if SPLICING_MODELS:
+        targets.append(results("splicing/summary.tsv"))
+        targets.append(results("splicing/quality.svg"))
+        targets += expand(
+            results("splicing/{splicing_model}/heatmap.svg"), splicing_model=SPLICING_MODELS
+        )
+        if splicing_edges():
+            targets.append(results("splicing/validation.svg"))
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

@@ -317,6 +317,64 @@ def _autoencoder(args) -> None:
     log.info("held-out reconstruction:\n%s", tables["metrics"].to_string(index=False))
 
 
+def _splicing(args) -> None:
+    import pandas as pd
+
+    if args.action == "figures":
+        from gexnet.report import figures
+
+        if args.quality:
+            figures.splicing_quality(pd.read_parquet(args.quality), args.out)
+        elif args.genes:
+            genes = pd.read_parquet(args.genes)
+            figures.splicing_heatmap(genes[genes["reference"] == args.reference], args.out,
+                                     args.factors, args.top_genes)  # fmt: skip
+        else:
+            tables = [pd.read_csv(p, sep="\t").assign(model=n)
+                      for n, p in zip(args.names, args.validation, strict=True)]  # fmt: skip
+            figures.splicing_validation(pd.concat(tables, ignore_index=True), args.out)
+        return
+    from gexnet import config
+    from gexnet.analysis import splicing
+
+    cfg = _config(args)
+    s = cfg["splicing"]
+    if args.action == "data":
+        from gexnet.corpus import isoforms
+
+        isoforms.build(args.transcripts, args.corpus, args.qc, args.out, s,
+                       cfg["normalize"]["scale_to"], s["species"], cfg["block_values"],
+                       cfg["seed"])  # fmt: skip
+    elif args.action == "train":
+        from gexnet.training import splicing as training
+
+        if args.name not in cfg["splicing_models"]:
+            known = ", ".join(cfg["splicing_models"]) or "none"
+            raise GexnetError(f"splicing_models: no model {args.name!r} (configured: {known})")
+        settings = config.experiment_settings(cfg, args.name, "splicing_models")
+        training.train(args.data, args.name, settings["splicing_network"], settings["train"],
+                       cfg["seed"], args.out, args.checkpoints, args.branch,
+                       args.threads)  # fmt: skip
+    elif args.action == "quality":
+        if len(args.names) != len(args.models):
+            raise GexnetError(f"{len(args.names)} names for {len(args.models)} models")
+        models = dict(zip(args.names, args.models, strict=True))
+        splicing.write_quality(args.data, models, s["ridge_alpha"], args.out)
+    elif args.action == "attribute":
+        splicing.write_attribution(args.model, args.data, s["deeplift"], cfg["seed"], args.out)
+    elif args.action == "validate":
+        splicing.write_validation(args.attribution, args.edges, s["species"], args.out)
+    elif args.action == "summary":
+        from gexnet.formats.io import atomic_path
+
+        validations = {n: pd.read_csv(p, sep="\t")
+                       for n, p in zip(args.names, args.validation or [], strict=False)}  # fmt: skip
+        table = splicing.summary(pd.read_parquet(args.quality), validations,
+                                 s["validation_reference"])  # fmt: skip
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+
+
 def _perturb(args) -> None:
     import torch
 
@@ -610,6 +668,49 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--names", nargs="+", required=True, help="their autoencoders, in order")
     c.add_argument("--out", type=Path, required=True)
     h.set_defaults(func=_autoencoder)
+
+    h = sub.add_parser("splicing", help="SFs → isoforms: data, networks, DeepLIFT, validation")
+    actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = _with_config(actions.add_parser("data", help="the isoform data set of one species"))
+    c.add_argument("transcripts", type=Path, help="the transcript-level compendium")
+    c.add_argument("--corpus", type=Path, required=True, help="the species' gene corpus")
+    c.add_argument("--qc", type=Path, required=True, help="the gene file's sample QC table")
+    c.add_argument("--out", type=Path, required=True)
+    c = _with_config(actions.add_parser("train", help="train one network (torchrun/srun)"))
+    c.add_argument("data", type=Path, help="the isoform data set")
+    c.add_argument("--name", required=True, help="the model's name (config splicing_models)")
+    c.add_argument("--branch", type=Path, help="the branch autoencoder's directory")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--checkpoints", type=Path, required=True)
+    c.add_argument("--threads", type=int, default=None)
+    c = _with_config(actions.add_parser("quality", help="test-sample quality beside baselines"))
+    c.add_argument("data", type=Path, help="the isoform data set")
+    c.add_argument("--models", type=Path, nargs="*", default=[], help="model directories")
+    c.add_argument("--names", nargs="*", default=[], help="their names, in order")
+    c.add_argument("--out", type=Path, required=True, help="directory of the tables")
+    c = _with_config(actions.add_parser("attribute", help="DeepLIFT scores of one model"))
+    c.add_argument("model", type=Path, help="the model's directory")
+    c.add_argument("--data", type=Path, required=True, help="the isoform data set")
+    c.add_argument("--out", type=Path, required=True, help="directory of the tables")
+    c = _with_config(actions.add_parser("validate", help="ROC-AUC against known edges"))
+    c.add_argument("attribution", type=Path, help="a model's attribution directory")
+    c.add_argument("--edges", type=Path, required=True, help="factor/target table (or demo truth)")
+    c.add_argument("--out", type=Path, required=True)
+    c = _with_config(actions.add_parser("summary", help="quality and validation, one table"))
+    c.add_argument("quality", type=Path, help="overall.parquet of the quality job")
+    c.add_argument("--validation", type=Path, nargs="*", help="validation tables")
+    c.add_argument("--names", nargs="*", default=[], help="their models, in order")
+    c.add_argument("--out", type=Path, required=True)
+    c = actions.add_parser("figures", help="a figure from the tables")
+    c.add_argument("--quality", type=Path, help="isoforms.parquet of the quality job")
+    c.add_argument("--genes", type=Path, help="a model's SF × gene scores (the heatmap)")
+    c.add_argument("--reference", default="knockout", help="the heatmap's reference")
+    c.add_argument("--factors", type=int, default=30, help="SFs in the heatmap")
+    c.add_argument("--top-genes", type=int, default=40, help="genes in the heatmap")
+    c.add_argument("--validation", type=Path, nargs="*", help="validation tables")
+    c.add_argument("--names", nargs="*", default=[], help="their models, in order")
+    c.add_argument("--out", type=Path, required=True)
+    h.set_defaults(func=_splicing)
 
     h = sub.add_parser("perturb", help="virtual knockouts, perturbations, master regulators")
     actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -95,7 +95,11 @@ def experiment_settings(config: dict, name: str, table: str = "experiments") -> 
     return entry
 
 
-MODEL_SECTIONS = {"experiments": "gene_lm", "autoencoders": "autoencoder"}
+MODEL_SECTIONS = {
+    "experiments": "gene_lm",
+    "autoencoders": "autoencoder",
+    "splicing_models": "splicing_network",
+}
 
 
 def typed_overrides(overrides: dict, schema: dict) -> dict:

@@ -127,16 +127,24 @@ class Scores:
         self.n = 0
         self.total = np.zeros((n_isoforms, n_factors))
         self.squares = np.zeros((n_isoforms, n_factors))
+        self.magnitudes = np.zeros((n_isoforms, n_factors))
 
     def add(self, attributions: torch.Tensor) -> None:
         a = attributions.double()
         self.n += a.shape[0]
         self.total += a.sum(0).cpu().numpy()
         self.squares += (a * a).sum(0).cpu().numpy()
+        self.magnitudes += a.abs().sum(0).cpu().numpy()
 
     @property
     def mean(self) -> np.ndarray:
         return self.total / max(self.n, 1)
+
+    @property
+    def mean_abs(self) -> np.ndarray:
+        """Mean |attribution|: the score for a reference inside the data (a median), where
+        samples on either side of it give attributions of opposite signs."""
+        return self.magnitudes / max(self.n, 1)
 
     @property
     def t(self) -> np.ndarray:

@@ -329,3 +329,72 @@ def master_regulator_genes(genes: pd.DataFrame, path: str | Path, top: int = 15)
         ax.set_title("linear baseline (PCA)" if model == "linear" else model)
         ax.tick_params(axis="y", labelsize=7)
     save(fig, path)
+
+
+def splicing_quality(isoforms: pd.DataFrame, path: str | Path) -> None:
+    """Per-isoform Spearman and Pearson correlation of predicted with observed log expression
+    on the test samples, for every model and the two baselines (box per model)."""
+    names = list(dict.fromkeys(isoforms["model"]))
+    kinds = isoforms.drop_duplicates("model").set_index("model")["kind"]
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.3 * len(names) + 2), 3.6),
+                             constrained_layout=True)  # fmt: skip
+    for ax, column in zip(axes, ("spearman", "pearson"), strict=True):
+        values = [isoforms.loc[isoforms["model"] == n, column].dropna().to_numpy() for n in names]
+        box = ax.boxplot(values, showfliers=False, patch_artist=True)
+        for patch, name in zip(box["boxes"], names, strict=True):
+            patch.set_facecolor("#bbbbbb" if kinds[name] == "baseline" else "#4477aa")
+        ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=30, ha="right")
+        ax.set_ylabel(f"{column.capitalize()} r per isoform (test samples)")
+    axes[0].set_title("grey: baselines", fontsize=9, loc="left")
+    save(fig, path)
+
+
+def splicing_heatmap(genes: pd.DataFrame, path: str | Path, n_factors: int = 30,
+                     n_genes: int = 40) -> None:  # fmt: skip
+    """SF × gene t-statistics (one reference) of the SFs and genes with the largest |t|."""
+    table = genes.pivot_table(index="factor", columns="symbol", values="t", aggfunc="first")
+    peak = table.abs()
+    factors = peak.max(axis=1).nlargest(n_factors).index
+    chosen = peak.loc[factors].max(axis=0).nlargest(n_genes).index
+    shown = table.loc[factors, chosen]
+    limit = float(np.nanmax(np.abs(shown.to_numpy()))) or 1.0
+    fig, ax = plt.subplots(figsize=(0.2 * len(chosen) + 2.5, 0.2 * len(factors) + 1.8),
+                           constrained_layout=True)  # fmt: skip
+    image = ax.imshow(shown.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(np.arange(len(chosen)), chosen, rotation=90, fontsize=6)
+    ax.set_yticks(np.arange(len(factors)), factors, fontsize=6)
+    ax.set_xlabel("gene (its isoform of largest |t|)")
+    ax.set_ylabel("splicing factor")
+    fig.colorbar(image, ax=ax, label="DeepLIFT t-statistic over test samples", shrink=0.6)
+    save(fig, path)
+
+
+def splicing_validation(validation: pd.DataFrame, path: str | Path) -> None:
+    """Overall ROC-AUC for the known edges, per model, reference and score (bars); per-SF
+    AUROCs as points."""
+    validation = validation.assign(what=validation["reference"] + " reference, "
+                                   + validation["score"].map(SCORE_NAMES))  # fmt: skip
+    overall = validation[validation["factor"] == "all"]
+    models = list(dict.fromkeys(overall["model"]))
+    kinds = list(dict.fromkeys(overall["what"]))
+    width = 0.8 / max(len(kinds), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(models) + 2.5), 3.6),
+                           constrained_layout=True)  # fmt: skip
+    colours = ("#4477aa", "#66ccee", "#ee6677", "#ccbb44", "#228833", "#aa3377")
+    for j, kind in enumerate(kinds):
+        x = np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * width
+        rows = overall[overall["what"] == kind].set_index("model").reindex(models)
+        ax.bar(x, rows["auroc"], width, color=colours[j % len(colours)], label=kind)
+        per = validation[(validation["factor"] != "all") & (validation["what"] == kind)]
+        for i, model in enumerate(models):
+            points = per.loc[per["model"] == model, "auroc"]
+            ax.scatter(np.full(len(points), x[i]), points, s=4, color="black", zorder=3)
+    ax.axhline(0.5, color="grey", lw=0.6, ls="--")
+    ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("ROC-AUC for the known edges")
+    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    save(fig, path)
+
+
+SCORE_NAMES = {"abs_t": "|t|", "mean_abs": "mean |attribution|"}
