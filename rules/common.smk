@@ -628,18 +628,19 @@ def all_targets():
     if AUTOENCODERS:
         targets.append(results("autoencoders/reconstruction.tsv"))
         targets += expand(results("autoencoders/{autoencoder}/loss.svg"), autoencoder=AUTOENCODERS)
+        virtual = [n for n, a in AUTOENCODERS.items() if a["virtual_experiments"]]
         if PERTURBATION["systematic_knockout"]:
             targets += expand(
-                results("perturbation/{autoencoder}/knockouts.tsv"), autoencoder=AUTOENCODERS
+                results("perturbation/{autoencoder}/knockouts.tsv"), autoencoder=virtual
             )
         targets += expand(
             results("perturbation/{autoencoder}/requests/{request}.tsv"),
-            autoencoder=AUTOENCODERS,
+            autoencoder=virtual,
             request=REQUESTS,
         )
         targets += expand(
             results("master_regulators/{autoencoder}/{study}.tsv"),
-            autoencoder=AUTOENCODERS,
+            autoencoder=virtual,
             study=STUDIES,
         )
     if SPLICING_MODELS:

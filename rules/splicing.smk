@@ -82,11 +82,11 @@ rule splicing_quality:
         mem_mb=attempt_scaled(16000),
         runtime=attempt_scaled(120),
     params:
-        config=job_config(splicing=SPLICING),
+        config=job_config(splicing={"ridge_alpha": SPLICING["ridge_alpha"]}),
         models=lambda wildcards, input: " ".join(str(Path(m).parent) for m in input.models),
         names=" ".join(SPLICING_MODELS),
     shell:
-        "python -m gexnet splicing quality {input.data} --models {params.models}"
+        "python -m gexnet splicing quality {input.data} {params.models}"
         " --names {params.names} --config {params.config}"
         " --out $(dirname {output.overall}) > {log} 2>&1"
 
@@ -115,7 +115,7 @@ rule splicing_attribution:
         mem_mb=attempt_scaled(16000),
         runtime=attempt_scaled(240),
     params:
-        config=job_config("seed", splicing=SPLICING),
+        config=job_config("seed", splicing={"deeplift": SPLICING["deeplift"]}),
     shell:
         "python -m gexnet splicing attribute $(dirname {input.weights}) --data {input.data}"
         " --config {params.config} --out $(dirname {output.isoforms}) > {log} 2>&1"
@@ -132,7 +132,7 @@ rule splicing_validation:
     conda:
         "../envs/gexnet.yaml"
     params:
-        config=job_config(splicing=SPLICING),
+        config=job_config(splicing={"species": SPLICING_SPECIES}),
     shell:
         "python -m gexnet splicing validate $(dirname {input.attribution}) --edges {input.edges}"
         " --config {params.config} --out {output} > {log} 2>&1"
@@ -226,7 +226,7 @@ rule splicing_summary:
     conda:
         "../envs/gexnet.yaml"
     params:
-        config=job_config(splicing=SPLICING),
+        config=job_config(splicing={"validation_reference": SPLICING["validation_reference"]}),
         names=lambda wildcards, input: " ".join(SPLICING_MODELS) if input.validation else "",
     shell:
         "python -m gexnet splicing summary {input.quality} --validation {input.validation}"

@@ -98,7 +98,9 @@ def test_paper_config_dry_run_through_slurm_profile(user_config, workflow_copy):
     proc = run(cmd, workflow_copy, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert re.search(r"download_archs4\s+2", out) and re.search(r"sample_qc\s+2", out)
+    # both gene files, and the human transcript file of the splicing stage
+    assert re.search(r"download_archs4\s+3", out) and re.search(r"sample_qc\s+2", out)
+    assert "https://s3.dev.maayanlab.cloud/archs4/files/human_transcript_v2.2.h5" in out
     for species in ("human", "mouse"):
         assert f"https://s3.dev.maayanlab.cloud/archs4/files/{species}_gene_v2.2.h5" in out
         assert f"results/paper/qc/{species}_samples.parquet" in out
@@ -133,12 +135,19 @@ def test_paper_plan_is_the_papers_alone(workflow_copy):
     assert not {"gpt_binning_human_mouse", "gpt_binning_pseudo_human"} & set(per_embedding)
     assert "lncrna/gpt_binning_coding_lncrna/" in out and "lncrna/gpt_binning/" not in out
     # seed 002's autoencoder on human: one GPU training job (the train section's GPUs), its PCA
-    # baseline, reconstruction, every gene knocked out, the disease-vs-control study
-    assert stats["train_autoencoder"] == stats["autoencoder_linear"] == 1
-    assert stats["autoencoder_reconstruction"] == stats["autoencoder_knockouts"] == 1
+    # baseline, reconstruction, every gene knocked out, the disease-vs-control study; seed
+    # 001's 3 × 512 branch is trained and reconstructed too, but not perturbed
+    assert stats["train_autoencoder"] == stats["autoencoder_linear"] == 2
+    assert stats["autoencoder_reconstruction"] == 2 and stats["autoencoder_knockouts"] == 1
     assert stats["master_regulators"] == 1 and "autoencoder_perturbation" not in stats
     job = re.search(r"rule train_autoencoder:.*?resources: ([^\n]*)", out, flags=re.S).group(1)
     assert "gpu=3" in job, job
+    # seed 001's splicing stage: the transcript file downloaded like the gene files, one data
+    # set, four networks (with and without the branch, DeepRBP's head, the permuted control),
+    # each attributed; no validation table is configured, so none is scored
+    assert "human_transcript_v2.2.h5" in out and stats["splicing_data"] == 1
+    assert stats["train_splicing"] == stats["splicing_attribution"] == 4
+    assert stats["splicing_summary"] == 1 and "splicing_validation" not in stats
 
 
 def test_multi_node_training_plan_through_slurm_profile(user_config, tmp_path, workflow_copy):
@@ -272,7 +281,8 @@ def test_local_archs4_file_is_used_in_place(tmp_path, workflow_copy):
     proc = run(cmd, workflow_copy)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert re.search(r"download_archs4\s+1", out) and "mouse_gene_v2.2.h5" in out
+    assert re.search(r"download_archs4\s+2", out) and "mouse_gene_v2.2.h5" in out
+    assert "human_transcript_v2.2.h5" in out  # the splicing stage's file is still downloaded
     assert "human_gene_v2.2.h5 --url" not in out and f"qc {local}" in out
     local.unlink()  # a configured file that is not there: the error names the key
     proc = run(cmd, workflow_copy)
@@ -400,7 +410,8 @@ def test_demo_report_qc_and_corpus(demo_run: Path):
     html = report.read_text()
     for name in ("human_summary.tsv", "mouse_metrics.svg", "human_corpus.tsv", "validation.tsv",
                  "label_counts_human.tsv", "label_counts_mouse.tsv", "auroc.svg",
-                 "label_stats.tsv", "results/demo/config.yaml"):  # fmt: skip
+                 "label_stats.tsv", "results/demo/config.yaml", "Splicing factors",
+                 "quality.svg", "heatmap.svg", "top_targets.tsv"):  # fmt: skip
         assert name in html, name
     for species in ("human", "mouse"):
         summary = pd.read_csv(results / "qc" / f"{species}_summary.tsv", sep="\t").set_index("step")
@@ -610,8 +621,14 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     ae = json.loads((results / "autoencoders" / "ae_human" / "model.json").read_text())
     assert ae["model"]["activation"] == paper["autoencoder"]["activation"]
     assert ae["model"]["hidden"] == MINIATURE["autoencoder"]["hidden"]
-    assert stats["train_autoencoder"] == stats["autoencoder_knockouts"] == 1
+    assert stats["train_autoencoder"] == 2 and stats["autoencoder_knockouts"] == 1
     assert (results / "master_regulators" / "ae_human" / "disease_vs_control.svg").is_file()
+    assert not (results / "master_regulators" / "ae_splicing_branch").exists()
+    assert stats["train_splicing"] == stats["splicing_attribution"] == 4
+    splicing = pd.read_csv(results / "splicing" / "summary.tsv", sep="\t")
+    assert set(splicing["model"]) == {"share", "ridge", *paper["splicing_models"]}
+    branch = json.loads((results / "splicing" / "deepsf_branch" / "model.json").read_text())
+    assert branch["model"]["branch_width"] == 512 and branch["model"]["head"] == "deepsf"
     assert (results / "autoencoders" / "reconstruction.tsv").is_file()
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
              *config_overrides(MINIATURE)]  # fmt: skip
@@ -718,3 +735,40 @@ def test_demo_autoencoder_recovers_the_planted_truth(demo_run: Path):
         )
         if model == "autoencoder":
             assert per_sample.mean() >= 0.8 and np.mean(joins) > 0.5
+
+
+def test_demo_splicing_recovers_the_planted_truth(demo_run: Path):
+    """The demo's isoform networks: the planted SF → transcript edges by |t| (knockout
+    reference) against every other SF × isoform pair, AUROC ≥ 0.9 for the trained network and
+    0.5 ± 0.05 for the control trained on permuted SFs; attributions complete (they sum to each
+    output's change); the network predicts held-out isoforms as well as the share baseline and
+    far better than the ridge from SFs alone."""
+    results = demo_run / "results" / "demo" / "splicing"
+    used = run_config(demo_run, "demo")
+    assert set(used["splicing_models"]) == {"deeprbp", "deeprbp_branch", "deeprbp_permuted"}
+    truth = pd.read_parquet(demo_dir(demo_run) / "truth" / "splicing.parquet")
+    truth = truth[truth["species"] == "human"]
+    planted = set(zip(truth["splicing_factor_id"], truth["transcript_id"], strict=True))
+    auroc = {}
+    for model in used["splicing_models"]:
+        scores = pd.read_parquet(results / model / "attribution" / "isoforms.parquet")
+        scores = scores[scores["reference"] == "knockout"]
+        positive = [(f, t) in planted
+                    for f, t in zip(scores["factor_id"], scores["transcript_id"], strict=True)]  # fmt: skip
+        assert sum(positive) == len(planted)  # every planted edge is scored
+        auroc[model] = _auroc(positive, scores["t"].abs())
+        validation = pd.read_csv(results / model / "validation_auroc.tsv", sep="\t")
+        reported = validation.query("factor == 'all' and reference == 'knockout' and "
+                                    "score == 'abs_t'")["auroc"]  # fmt: skip
+        assert reported.iloc[0] == pytest.approx(auroc[model])
+        checks = pd.read_parquet(results / model / "attribution" / "checks.parquet")
+        assert (checks["max_completeness_error"] < 1e-4).all(), model
+    print("planted SF → transcript edges, AUROC of |t|: "
+          + ", ".join(f"{m} {a:.3f}" for m, a in auroc.items()))  # fmt: skip
+    assert auroc["deeprbp"] >= 0.9 and auroc["deeprbp_branch"] >= 0.85
+    assert abs(auroc["deeprbp_permuted"] - 0.5) <= 0.05
+    summary = pd.read_csv(results / "summary.tsv", sep="\t").set_index("model")
+    print(summary.to_string())
+    q = summary["median_isoform_spearman"]
+    assert q["deeprbp"] >= q["share"] - 0.01 and q["deeprbp"] > q["ridge"] + 0.2
+    assert summary.loc["deeprbp", "validation_auroc"] == pytest.approx(auroc["deeprbp"])

@@ -21,6 +21,7 @@ from gexnet.corpus import isoforms
 from gexnet.corpus.binning import scale_log
 from gexnet.errors import GexnetError
 from gexnet.formats.archs4 import Archs4File
+from gexnet.formats.isoforms import IsoformData
 from gexnet.training import autoencoder as ta
 from gexnet.training import splicing as ts
 
@@ -54,7 +55,7 @@ def test_isoform_values_are_the_transcript_files_scaled_by_the_gene_totals(
     small_compendium, data_dir, qc_table
 ):
     _, files = small_compendium
-    data = isoforms.IsoformData(data_dir)
+    data = IsoformData(data_dir)
     qc = pd.read_parquet(qc_table)
     with Archs4File(files["human_transcript"]) as f:
         ids = f.features()["ensembl_id"].str.replace(r"\.\d+$", "", regex=True)
@@ -78,7 +79,7 @@ def test_isoform_values_are_the_transcript_files_scaled_by_the_gene_totals(
 def test_every_filter_is_counted(data_dir):
     filters = pd.read_csv(data_dir / "filters.tsv", sep="\t", keep_default_na=False)
     counts = filters.set_index("step")["count"]
-    data = isoforms.IsoformData(data_dir)
+    data = IsoformData(data_dir)
     total = counts["transcripts in the file"]
     removed = counts.drop(["transcripts in the file", "splicing.factors"]).sum()
     assert total - removed == len(data.isoforms)
@@ -97,13 +98,12 @@ def test_configured_factors_and_genes_are_resolved_and_missing_ones_counted(
     small_compendium, corpus, qc_table, tmp_path
 ):
     _, files = small_compendium
-    data = isoforms.IsoformData
     genes = pd.read_parquet(corpus / "genes.parquet").query("in_vocabulary")
     some = genes["symbol"].head(3).tolist()
     s = settings(factors=[*some, "NOT_A_GENE"], genes=genes["gene_id"].head(200).tolist())
     isoforms.build(files["human_transcript"], corpus, qc_table, tmp_path / "d", s, 1e7, "human",
                    10**7, 1)  # fmt: skip
-    built = data(tmp_path / "d")
+    built = IsoformData(tmp_path / "d")
     assert list(built.factors["symbol"]) == sorted(some, key=list(genes["symbol"]).index)
     assert set(built.genes["gene_id"]) <= set(genes["gene_id"].head(200))
     filters = pd.read_csv(tmp_path / "d" / "filters.tsv", sep="\t")
@@ -165,8 +165,8 @@ def models(data_dir, branch_dir, tmp_path_factory):
 
 
 def test_a_trained_model_loads_with_its_frozen_branch(models, data_dir, branch_dir):
-    data = isoforms.IsoformData(data_dir)
-    net, context = ts.load(models["deeprbp_branch"], data)
+    data = IsoformData(data_dir)
+    net, context = splicing.load(models["deeprbp_branch"], data)
     assert context is not None and net.branch is not None
     description = json.loads((models["deeprbp_branch"] / "model.json").read_text())
     assert description["model"]["branch_width"] == 24 and description["model"]["head"] == "deeprbp"
@@ -182,7 +182,7 @@ def test_a_trained_model_loads_with_its_frozen_branch(models, data_dir, branch_d
 
 
 def test_the_permuted_control_reads_other_samples_factors(data_dir):
-    data = isoforms.IsoformData(data_dir)
+    data = IsoformData(data_dir)
     plain = ts.IsoformBatches(data, None, False, 1)
     control = ts.IsoformBatches(data, None, True, 1)
     n = control.n_train
@@ -206,7 +206,7 @@ def test_a_branch_from_another_corpus_is_refused(data_dir, tmp_path, branch_dir)
     description["corpus"] = str(tmp_path)
     (other / "model.json").write_text(json.dumps(description))
     with pytest.raises(GexnetError, match="not on the corpus of the isoform data"):
-        ts.branch_parts(isoforms.IsoformData(data_dir), other)
+        ts.branch_parts(IsoformData(data_dir), other)
 
 
 def test_quality_metrics_equal_scipy():
@@ -226,7 +226,7 @@ def test_quality_metrics_equal_scipy():
 
 
 def test_baselines_equal_direct_fits(data_dir):
-    data = isoforms.IsoformData(data_dir)
+    data = IsoformData(data_dir)
     train, test = np.sort(data.rows("train")), np.sort(data.rows("test"))
     t, v = data.read(train), data.read(test)
     gene = data.isoforms["gene"].to_numpy()
@@ -246,7 +246,7 @@ def test_baselines_equal_direct_fits(data_dir):
 def test_attribution_tables_are_complete_and_pick_each_genes_strongest_isoform(models, data_dir):
     iso, genes, checks = splicing.attribute(models["deepsf"], data_dir, ["median", "knockout"],
                                             20, 1)  # fmt: skip
-    data = isoforms.IsoformData(data_dir)
+    data = IsoformData(data_dir)
     assert (checks["samples"] == 20).all() and (checks["max_completeness_error"] < 1e-4).all()
     assert len(iso) == 2 * len(data.isoforms) * len(data.factors)
     assert len(genes) == 2 * len(data.genes) * len(data.factors)
@@ -302,7 +302,7 @@ def test_the_command_line_runs_the_stage(small_compendium, models, data_dir, tmp
     _, files = small_compendium
     run = lambda *a: cli.main([str(x) for x in a])  # noqa: E731
     names = ["deepsf", "permuted"]
-    assert run("splicing", "quality", data_dir, "--models", *(models[n] for n in names),
+    assert run("splicing", "quality", data_dir, *(models[n] for n in names),
                "--names", *names, "--out", tmp_path / "q") == 0  # fmt: skip
     overall = pd.read_parquet(tmp_path / "q" / "overall.parquet")
     assert list(overall["model"]) == ["share", "ridge", *names]

@@ -341,10 +341,11 @@ def _splicing(args) -> None:
     s = cfg["splicing"]
     if args.action == "data":
         from gexnet.corpus import isoforms
+        from gexnet.sources import genome
 
         isoforms.build(args.transcripts, args.corpus, args.qc, args.out, s,
                        cfg["normalize"]["scale_to"], s["species"], cfg["block_values"],
-                       cfg["seed"])  # fmt: skip
+                       cfg["seed"], lambda: genome.transcripts(s["species"]))  # fmt: skip
     elif args.action == "train":
         from gexnet.training import splicing as training
 
@@ -685,7 +686,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=None)
     c = _with_config(actions.add_parser("quality", help="test-sample quality beside baselines"))
     c.add_argument("data", type=Path, help="the isoform data set")
-    c.add_argument("--models", type=Path, nargs="*", default=[], help="model directories")
+    c.add_argument("models", type=Path, nargs="*", help="model directories")
     c.add_argument("--names", nargs="*", default=[], help="their names, in order")
     c.add_argument("--out", type=Path, required=True, help="directory of the tables")
     c = _with_config(actions.add_parser("attribute", help="DeepLIFT scores of one model"))

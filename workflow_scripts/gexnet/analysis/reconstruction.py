@@ -31,7 +31,7 @@ import torch
 from gexnet.errors import GexnetError
 from gexnet.formats.corpus import Corpus, Dense
 from gexnet.formats.io import atomic_path, write_table
-from gexnet.models.autoencoder import Autoencoder, AutoencoderConfig, LinearAutoencoder
+from gexnet.models.autoencoder import Autoencoder, LinearAutoencoder, load_trained
 
 PCA_STREAM = 0x5043
 DENSITY_BINS = 100
@@ -192,12 +192,7 @@ def open_dense(description: dict, genes: pd.DataFrame) -> Dense:
 
 def load_autoencoder(model_dir: str | Path) -> tuple[Autoencoder, dict, pd.DataFrame, pd.DataFrame]:
     """A trained autoencoder (eval mode), its description, genes and samples tables."""
-    from safetensors.torch import load_file
-
-    model_dir = Path(model_dir)
-    description = json.loads((model_dir / "model.json").read_text())
-    model = Autoencoder(AutoencoderConfig(**description["model"]))
-    model.load_state_dict(load_file(str(model_dir / description["weights"])))
-    genes = pd.read_parquet(model_dir / description["genes"])
-    samples = pd.read_parquet(model_dir / description["samples"])
-    return model.eval(), description, genes, samples
+    model, description = load_trained(model_dir)
+    genes = pd.read_parquet(Path(model_dir) / description["genes"])
+    samples = pd.read_parquet(Path(model_dir) / description["samples"])
+    return model, description, genes, samples

@@ -30,16 +30,31 @@ import pandas as pd
 import torch
 
 from gexnet.analysis.deeplift import Rescale, Scores, batch_size
-from gexnet.corpus.isoforms import IsoformData
 from gexnet.errors import GexnetError
+from gexnet.formats.corpus import Dense
 from gexnet.formats.io import atomic_path, write_table
-from gexnet.training import splicing as training
+from gexnet.formats.isoforms import IsoformData
+from gexnet.models.splicing import load_trained
 
 log = logging.getLogger(__name__)
 
 LN10 = np.log(10.0)
 BLOCK = 2048
 ATTRIBUTION_STREAM = 0x444C
+
+
+def load(model_dir, data: IsoformData):
+    """A trained net (eval mode) and its branch's gene reader (None without a branch)."""
+    net, description = load_trained(model_dir)
+    if len(data.isoforms) != net.config.n_isoforms or not np.array_equal(
+        net.isoform_gene.numpy(), data.isoforms["gene"].to_numpy()
+    ):
+        raise GexnetError(f"{model_dir}: a model of another isoform data set than "
+                          f"{data.directory}: retrain it")  # fmt: skip
+    context = None
+    if description["branch"]:
+        context = Dense.of(data.corpus, description["branch"]["columns"])
+    return net, context
 
 
 def _blocks(data: IsoformData, rows: np.ndarray, context=None, block: int = BLOCK):
@@ -91,7 +106,7 @@ class RidgeBaseline:
     def fit(self, data: IsoformData, rows: np.ndarray) -> RidgeBaseline:
         n_f = len(data.factors)
         xtx, xty = np.zeros((n_f + 1, n_f + 1)), np.zeros((n_f + 1, len(data.isoforms)))
-        center, scale = training.factor_scaling(data)
+        center, scale = data.factor_scaling()
         self.center, self.scale = center, scale
         for _, v in _blocks(data, rows):
             x = self._design(v["factors"])
@@ -162,7 +177,7 @@ def evaluate(data_dir: str | Path, models: dict[str, str | Path], ridge_alpha: f
         add(name, "baseline", np.concatenate([p for p, _ in parts]),
             np.concatenate([o for _, o in parts]))  # fmt: skip
     for name, directory in models.items():
-        net, context = training.load(directory, data)
+        net, context = load(directory, data)
         add(name, "model", *predict(net, context, data, test))
     per = pd.concat(rows_isoform, ignore_index=True)
     return pd.DataFrame(rows_overall), per
@@ -204,7 +219,7 @@ def attribute(model_dir: str | Path, data_dir: str | Path, references: list[str]
               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """(SF × isoform scores, SF × gene scores, completeness check per reference)."""
     data = IsoformData(data_dir)
-    net, context = training.load(model_dir, data)
+    net, context = load(model_dir, data)
     engine = Rescale(net, torch.float32)
     rows = attribution_rows(data, max_samples, seed)
     block = batch_size(len(data.isoforms), len(data.factors), budget)

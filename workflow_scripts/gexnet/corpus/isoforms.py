@@ -42,7 +42,6 @@ from gexnet.formats.archs4 import Archs4File
 from gexnet.formats.corpus import Corpus, Dense, validation_split
 from gexnet.formats.io import atomic_dir, write_table
 from gexnet.formats.matrixfile import MatrixFile
-from gexnet.sources import genome
 
 log = logging.getLogger(__name__)
 
@@ -91,27 +90,33 @@ def resolve(names: list[str], genes: pd.DataFrame, what: str, filters: list) -> 
     return rows
 
 
-def transcript_genes(features: pd.DataFrame, species: str, path) -> pd.Series:
+def transcript_genes(features: pd.DataFrame, transcript_table, path) -> pd.Series:
     """Each transcript's gene (Ensembl ID, no version): the file's ensembl_gene where it has
-    one, else Ensembl's transcript table for the species."""
+    one, else `transcript_table()` (transcript_id, gene_id: Ensembl's, for the species)."""
     if "ensembl_gene" in features and features["ensembl_gene"].astype(str).ne("").any():
         return _strip_version(features["ensembl_gene"])
-    table = genome.transcripts(species).set_index("transcript_id")["gene_id"]
+    if transcript_table is None:
+        raise GexnetError(f"{path}: no ensembl_gene field and no transcript table to map its "
+                          "transcripts to genes")  # fmt: skip
+    table = transcript_table().set_index("transcript_id")["gene_id"]
     log.info("%s: no ensembl_gene field; genes from Ensembl's transcript table", path)
     return _strip_version(features["ensembl_id"]).map(table).fillna("")
 
 
 def build(transcript_file: str | os.PathLike, corpus_dir: str | os.PathLike,
           qc_table: str | os.PathLike, outdir: str | os.PathLike, settings: dict, scale_to: float,
-          species: str, block_values: int, seed: int) -> None:  # fmt: skip
+          species: str, block_values: int, seed: int,
+          transcript_table=None) -> None:  # fmt: skip
     """Write the isoform data set (module docstring) into `outdir`. `settings`: the config's
-    splicing section."""
+    splicing section; `transcript_table`: a callable giving Ensembl's transcript → gene table,
+    for a transcript file without genes."""
     with atomic_dir(outdir) as work:
         _build(Path(transcript_file), Corpus(corpus_dir), Path(qc_table), work, settings,
-               scale_to, species, block_values, seed)  # fmt: skip
+               scale_to, species, block_values, seed, transcript_table)  # fmt: skip
 
 
-def _build(path, corpus, qc_table, work, settings, scale_to, species, block_values, seed):
+def _build(path, corpus, qc_table, work, settings, scale_to, species, block_values, seed,
+           transcript_table):  # fmt: skip
     filters: list[tuple[str, int, str]] = []
     qc = pd.read_parquet(qc_table)
     samples = pd.read_parquet(corpus.directory / "samples.parquet").sort_values("row")
@@ -130,7 +135,7 @@ def _build(path, corpus, qc_table, work, settings, scale_to, species, block_valu
         features = f.features()
         tx = pd.DataFrame({"row": np.arange(len(features)),
                            "transcript_id": _strip_version(features["ensembl_id"]),
-                           "gene_id": transcript_genes(features, species, path)})  # fmt: skip
+                           "gene_id": transcript_genes(features, transcript_table, path)})  # fmt: skip
         # transcripts of genes the gene file has; of those, of the corpus's genes
         gene_file = set(pd.read_parquet(corpus.directory / "genes.parquet")["gene_id"])
         known = tx["gene_id"].isin(gene_file)
@@ -255,35 +260,3 @@ def _default_factors(species: str) -> list[str]:
     table = packaged_factors()
     return [f"{ids};{symbol}" if ids else symbol
             for ids, symbol in zip(table["gene_id"], table["symbol"], strict=True)]  # fmt: skip
-
-
-class IsoformData:
-    """A built isoform data set, read by sample rows (corpus rows)."""
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = Path(directory)
-        header = self.directory / "data.json"
-        if not header.exists():
-            raise GexnetError(f"{header}: no isoform data here (run the splicing_data rule)")
-        self.header = json.loads(header.read_text())
-        self.corpus = Corpus(self.header["corpus"])
-        if self.corpus.digest != self.header["corpus_digest"]:
-            raise GexnetError(f"{self.directory}: built from another version of "
-                              f"{self.corpus.directory}; rebuild it")  # fmt: skip
-        meta = self.header["isoforms"]
-        self.isoform_file = MatrixFile(self.directory / meta["file"], tuple(meta["shape"]),
-                                       meta["dtype"])  # fmt: skip
-        self.isoforms = pd.read_parquet(self.directory / "isoforms.parquet")
-        self.genes = pd.read_parquet(self.directory / "genes.parquet")
-        self.factors = pd.read_parquet(self.directory / "factors.parquet")
-        self.samples = pd.read_parquet(self.directory / "samples.parquet")
-        self.factor_values = Dense.of(self.corpus, self.factors["column"].to_numpy())
-        self.gene_values = Dense.of(self.corpus, self.genes["column"].to_numpy())
-
-    def rows(self, split: str) -> np.ndarray:
-        return self.samples.loc[self.samples["split"] == split, "row"].to_numpy()
-
-    def read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """factors, genes, isoforms (float32, len(rows) × each) of corpus rows."""
-        return {"factors": self.factor_values.rows(rows), "genes": self.gene_values.rows(rows),
-                "isoforms": self.isoform_file.read_rows(rows).astype(np.float32)}  # fmt: skip

@@ -31,8 +31,10 @@ through the head once (it is linear).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -191,3 +193,15 @@ class LinearAutoencoder(_Scaled):
 
     def from_first(self, pre: torch.Tensor) -> torch.Tensor:
         return self.unscaled(self.head(pre))
+
+
+def load_trained(model_dir: str | Path) -> tuple[Autoencoder, dict]:
+    """A trained autoencoder (eval mode) and its description (model.json), from the directory
+    its training job wrote."""
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    description = json.loads((model_dir / "model.json").read_text())
+    model = Autoencoder(AutoencoderConfig(**description["model"]))
+    model.load_state_dict(load_file(str(model_dir / description["weights"])))
+    return model.eval(), description

@@ -30,8 +30,10 @@ once; captum and shap agree with it on this module).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -158,3 +160,24 @@ class SplicingNet(nn.Module):
             flops += 2.0 * n * sum(m.weight.numel() for m in self.branch.modules()
                                    if isinstance(m, nn.Linear))  # fmt: skip
         return {"samples": n, "flops": flops}
+
+
+def load_trained(model_dir: str | Path) -> tuple[SplicingNet, dict]:
+    """A trained net (eval mode, its frozen branch included) and its description (model.json),
+    from the directory its training job wrote."""
+    from safetensors.torch import load_file
+
+    from gexnet.models.autoencoder import Autoencoder, AutoencoderConfig
+
+    model_dir = Path(model_dir)
+    description = json.loads((model_dir / "model.json").read_text())
+    config = SplicingConfig(**description["model"])
+    state = load_file(str(model_dir / description["weights"]))
+    branch = None
+    if description["branch"]:
+        branch = Autoencoder(AutoencoderConfig(**description["branch"]["autoencoder"]))
+    n = len(state.get("branch_columns", []))
+    net = SplicingNet(config, state["isoform_gene"], branch=branch, branch_columns=[0] * n,
+                      branch_fill=[0.0] * n)  # fmt: skip
+    net.load_state_dict(state)
+    return net.eval(), description

@@ -22,13 +22,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from gexnet.corpus.isoforms import IsoformData
 from gexnet.errors import GexnetError
 from gexnet.formats.corpus import Dense
 from gexnet.formats.io import atomic_path
-from gexnet.models.autoencoder import Autoencoder, AutoencoderConfig
+from gexnet.formats.isoforms import IsoformData
+from gexnet.models.autoencoder import load_trained as load_autoencoder
 from gexnet.models.splicing import SplicingConfig, SplicingNet
 from gexnet.training import trainer
 
@@ -59,19 +60,10 @@ class IsoformBatches:
         return {k: torch.from_numpy(v) for k, v in values.items()}
 
 
-def factor_scaling(data: IsoformData, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Training means and standard deviations of the SFs (1 where one is constant)."""
-    rows = np.sort(data.rows("train"))
-    values = np.concatenate([v for _, v in data.factor_values.blocks(rows, block)])
-    std = values.std(axis=0)
-    return values.mean(axis=0), np.where(std > 1e-6, std, 1.0)
-
-
 def branch_parts(data: IsoformData, autoencoder_dir: str | Path):
     """(frozen autoencoder, its genes' reader, SF columns in its genes, their fill values)."""
-    from gexnet.analysis.reconstruction import load_autoencoder
-
-    model, description, genes, _ = load_autoencoder(autoencoder_dir)
+    model, description = load_autoencoder(autoencoder_dir)
+    genes = pd.read_parquet(Path(autoencoder_dir) / description["genes"])
     if Path(description["corpus"]).resolve() != data.corpus.directory.resolve():
         raise GexnetError(
             f"{autoencoder_dir}: trained on {description['corpus']}, not on the corpus of the "
@@ -88,7 +80,7 @@ def branch_parts(data: IsoformData, autoencoder_dir: str | Path):
 
 def build_net(data: IsoformData, network: dict, branch=None) -> SplicingNet:
     """An untrained net for the data set with `network` (the splicing_network section)."""
-    center, scale = factor_scaling(data)
+    center, scale = data.factor_scaling()
     width = branch[0].head.in_features if branch is not None else 0
     config = SplicingConfig(
         n_factors=len(data.factors), n_isoforms=len(data.isoforms), n_genes=len(data.genes),
@@ -144,26 +136,3 @@ def _write(outdir, name, net, network, metrics, data, branch) -> None:
     }  # fmt: skip
     with atomic_path(outdir / "model.json") as tmp:
         tmp.write_text(json.dumps(description, indent=2) + "\n")
-
-
-def load(model_dir: str | Path, data: IsoformData) -> tuple[SplicingNet, Dense | None]:
-    """A trained net (eval mode) and its branch's gene reader (None without a branch)."""
-    from safetensors.torch import load_file
-
-    model_dir = Path(model_dir)
-    description = json.loads((model_dir / "model.json").read_text())
-    config = SplicingConfig(**description["model"])
-    branch, context = None, None
-    if description["branch"]:
-        branch = Autoencoder(AutoencoderConfig(**description["branch"]["autoencoder"]))
-        context = Dense.of(data.corpus, description["branch"]["columns"])
-    state = load_file(str(model_dir / description["weights"]))
-    n = len(state.get("branch_columns", []))
-    net = SplicingNet(config, data.isoforms["gene"].to_numpy(), branch=branch,
-                      branch_columns=np.zeros(n, np.int64),
-                      branch_fill=np.zeros(n, np.float32))  # fmt: skip
-    if len(data.isoforms) != config.n_isoforms:
-        raise GexnetError(f"{model_dir}: a model of {config.n_isoforms} isoforms, the data set "
-                          f"has {len(data.isoforms)}: retrain it")  # fmt: skip
-    net.load_state_dict(state)
-    return net.eval(), context
