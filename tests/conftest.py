@@ -59,6 +59,24 @@ MINIATURE = {
     "human_mouse": {"dna": {"shards": 2}, "unsupervised_init_size": 300},
     "autoencoder": {"hidden": [16], "latent": 4},
 }
+PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+
+
+def miniature_models(section: str) -> dict:
+    """The paper's per-model train and autoencoder settings scaled down like the rest: a
+    model's own settings win over the top-level ones MINIATURE overrides."""
+    scaled = {}
+    for name, model in PAPER.get(section, {}).items():
+        own = {key: MINIATURE[key] for key in ("train", "autoencoder") if key in model}
+        if own:
+            scaled[name] = own
+    return scaled
+
+
+MINIATURE.update(
+    autoencoders=miniature_models("autoencoders"),
+    splicing_models=miniature_models("splicing_models"),
+)
 
 
 def pytest_addoption(parser):

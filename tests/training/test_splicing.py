@@ -128,6 +128,23 @@ def test_bad_inputs_are_clear_errors(small_compendium, corpus, qc_table, tmp_pat
     assert not (tmp_path / "d").exists()  # nothing half-written
 
 
+def test_a_transcript_file_of_other_genes_is_refused(small_compendium, corpus, qc_table,
+                                                      tmp_path):  # fmt: skip
+    import shutil
+
+    import h5py
+
+    _, files = small_compendium
+    other = tmp_path / "other_transcripts.h5"
+    shutil.copy(files["human_transcript"], other)
+    with h5py.File(other, "r+") as f:
+        genes = f["meta/transcripts/ensembl_gene"]
+        genes[...] = [f"ENSG9{i:010d}".encode() for i in range(len(genes))]
+    with pytest.raises(GexnetError, match="not the same species or annotation as the gene file"):
+        isoforms.build(other, corpus, qc_table, tmp_path / "d", settings(), 1e7, "human", 10**7,
+                       1)  # fmt: skip
+
+
 def test_a_gene_level_file_is_refused(small_compendium, corpus, qc_table, tmp_path):
     _, files = small_compendium
     with pytest.raises(GexnetError, match="gene-level file"):

@@ -14,13 +14,14 @@ makes the multiplier matrix of one sample
 
     M = diag(r_y) W_o diag(r₂) W₂′ diag(r₁) W₁′            (isoforms × SFs)
 
-and the attributions A = M ⊙ (f − f₀)ᵀ. Each factor of the chain is exact for its layer
+and the attributions A = M ⊙ (f − f₀)ᵀ, computed as (diag(r_y) W_o) · (diag(r₂) W₂′ diag(r₁) W₁′
+diag(f − f₀)): two batched products, the second of which writes A. Each factor of the chain is exact for its layer
 (Δa = r Δz), so Σ_f A[i, f] = y_i − y₀_i exactly (completeness), for every output i, from one
 pass per sample batch: no backward pass per output isoform, as captum's and shap's loops need.
 
-Aggregation over samples (`Scores`): streaming sums of A and A² in float64, so memory is set by
-isoforms × SFs and not by the number of samples; mean and DeepRBP's t-statistic
-mean / (sd / √n) per SF × isoform.
+Aggregation over samples (`Scores`): streamed batch by batch in float64 (count, mean, centred
+sum of squares, sum of |A|), so memory is set by isoforms × SFs and not by the number of
+samples; mean, DeepRBP's t-statistic mean / (sd / √n) and mean |A| per SF × isoform.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ def fold(linear: nn.Linear, norm: nn.BatchNorm1d, dtype=torch.float64):
 
 
 def secant(a: torch.Tensor, a0: torch.Tensor, z: torch.Tensor, z0: torch.Tensor,
-           slope: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    """Rescale multiplier Δa / Δz, `slope` (the derivative at the midpoint) where Δz ≈ 0."""
+           slope: torch.Tensor, eps: float = EPS) -> torch.Tensor:  # fmt: skip
+    """Rescale multiplier Δa / Δz, `slope` (the derivative at the midpoint) where
+    |Δz| ≤ eps · (1 + |z|). A ReLU's secant is exact however small Δz is (eps 0: the slope only
+    where Δz is 0); a smooth head's loses digits as Δz shrinks."""
     dz = z - z0
-    small = dz.abs() <= EPS * (1.0 + z.abs())
+    small = dz.abs() <= eps * (1.0 + z.abs())
     return torch.where(small, slope, (a - a0) / torch.where(small, torch.ones_like(dz), dz))
 
 
@@ -110,35 +113,44 @@ class Rescale:
         c = net.constant(genes[:, net.isoform_gene], context).to(dt)
         z1, a1, z2, a2, x, y = self._layers(f, c, g)
         z10, a10, z20, a20, x0, y0 = self._layers(f0, c, g)
-        r1 = secant(a1, a10, z1, z10, _relu_slope((z1 + z10) / 2))
-        r2 = secant(a2, a20, z2, z20, _relu_slope((z2 + z20) / 2))
-        ry = secant(y, y0, x, x0, self._head_slope((x + x0) / 2, g))
-        # W₂′ diag(r₁) W₁′ per sample (h₂ × SFs), then W_o diag(r₂) · that (isoforms × SFs)
-        inner = torch.matmul(self.w2 * r1[:, None, :], self.w1)
-        multipliers = torch.matmul(self.wo, r2[:, :, None] * inner)
-        attributions = ry[:, :, None] * multipliers * (f - f0)[:, None, :]
+        r1 = secant(a1, a10, z1, z10, _relu_slope((z1 + z10) / 2), eps=0.0)
+        r2 = secant(a2, a20, z2, z20, _relu_slope((z2 + z20) / 2), eps=0.0)
+        head_eps = EPS if isinstance(self.net.head, DeepRBPHead) else 0.0
+        ry = secant(y, y0, x, x0, self._head_slope((x + x0) / 2, g), eps=head_eps)
+        # diag(r₂) W₂′ diag(r₁) W₁′ diag(Δf) per sample (h₂ × SFs), then diag(r_y) W_o times
+        # that: the attributions come out of the second product, no pass over them after it
+        right = torch.matmul(self.w2 * r1[:, None, :], self.w1 * (f - f0)[:, None, :])
+        attributions = torch.matmul(ry[:, :, None] * self.wo, right * r2[:, :, None])
         return Batch(attributions, y, y0)
 
 
 class Scores:
-    """Streaming per SF × isoform sums of attributions over samples: mean and t-statistic."""
+    """Streaming per SF × isoform statistics of attributions over samples: mean, t-statistic
+    and mean |attribution|, merged batch by batch (Chan et al.'s pairwise update of the centred
+    sum of squares, so that a near-constant attribution keeps its tiny variance)."""
 
     def __init__(self, n_isoforms: int, n_factors: int) -> None:
         self.n = 0
-        self.total = np.zeros((n_isoforms, n_factors))
-        self.squares = np.zeros((n_isoforms, n_factors))
+        self.mean = np.zeros((n_isoforms, n_factors))
+        self.m2 = np.zeros((n_isoforms, n_factors))
         self.magnitudes = np.zeros((n_isoforms, n_factors))
 
     def add(self, attributions: torch.Tensor) -> None:
-        a = attributions.double()
-        self.n += a.shape[0]
-        self.total += a.sum(0).cpu().numpy()
-        self.squares += (a * a).sum(0).cpu().numpy()
-        self.magnitudes += a.abs().sum(0).cpu().numpy()
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.total / max(self.n, 1)
+        # a batch's own statistics in its dtype (a few samples: float32 keeps them to 1e-7),
+        # merged into the running ones in float64
+        a = attributions
+        n_b = a.shape[0]
+        if n_b == 0:
+            return
+        mean_b = a.mean(0)
+        m2_b = (a - mean_b).square_().sum(0).cpu().numpy().astype(np.float64)
+        mean_b = mean_b.cpu().numpy().astype(np.float64)
+        total = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / total)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.n * n_b / total)
+        self.magnitudes += a.abs().sum(0).cpu().numpy().astype(np.float64)
+        self.n = total
 
     @property
     def mean_abs(self) -> np.ndarray:
@@ -151,14 +163,14 @@ class Scores:
         """mean / (sd / √n), sd with n − 1; 0 where an attribution never varies."""
         n = self.n
         if n < 2:
-            return np.zeros_like(self.total)
-        var = np.maximum(self.squares - self.total**2 / n, 0.0) / (n - 1)
-        sd = np.sqrt(var)
+            return np.zeros_like(self.mean)
+        sd = np.sqrt(self.m2 / (n - 1))
         with np.errstate(divide="ignore", invalid="ignore"):
             t = self.mean / (sd / np.sqrt(n))
         return np.where(sd > 0, t, 0.0)
 
 
-def batch_size(n_isoforms: int, n_factors: int, budget: int = 2**25) -> int:
-    """Samples per batch so that a batch's attributions hold about `budget` values."""
+def batch_size(n_isoforms: int, n_factors: int, budget: int = 2**22) -> int:
+    """Samples per batch so that a batch's attributions hold about `budget` values (a few
+    samples per batch are fastest: the products stay in cache)."""
     return max(1, budget // max(n_isoforms * n_factors, 1))

@@ -215,7 +215,7 @@ def attribution_rows(data: IsoformData, max_samples: int, seed: int) -> np.ndarr
 
 
 def attribute(model_dir: str | Path, data_dir: str | Path, references: list[str],
-              max_samples: int, seed: int, budget: int = 2**25
+              max_samples: int, seed: int, budget: int = 2**22
               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """(SF × isoform scores, SF × gene scores, completeness check per reference)."""
     data = IsoformData(data_dir)

@@ -75,15 +75,18 @@ def resolve(names: list[str], genes: pd.DataFrame, what: str, filters: list) -> 
             key = alternative.split(".")[0] if alternative.startswith("ENS") else alternative
             if key in by_id.index:
                 hit = by_id[key]
-                break
-            if alternative in by_symbol.index:
+            elif alternative in by_symbol.index:
                 hit = by_symbol[alternative]
+            if hit is not None:
                 break
-        (missing if hit is None else rows).append(name if hit is None else int(hit))
+        if hit is None:
+            missing.append(name)
+        else:
+            rows.append(int(hit))
     if missing:
         shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
         log.warning("%s: %d not in the corpus vocabulary, dropped: %s", what, len(missing), shown)
-        filters.append((what, len(missing), "not in the corpus vocabulary (named in the log)"))
+    filters.append((what, len(missing), "named but not in the corpus vocabulary (in the log)"))
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     if len(rows) == 0:
         raise GexnetError(f"{what}: none of the {len(names)} named is in the corpus vocabulary")

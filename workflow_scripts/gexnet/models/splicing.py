@@ -117,12 +117,14 @@ class SplicingNet(nn.Module):
         return self.relu2(self.bn2(self.linear2(self.relu1(self.bn1(self.linear1(s))))))
 
     def features(self, context: torch.Tensor) -> torch.Tensor:
-        """The frozen autoencoder without its last Linear, SFs held at their means."""
-        context = context.clone()
-        context[:, self.branch_columns] = self.branch_fill
+        """The frozen autoencoder without its last Linear, SFs held at their means. Run with
+        gradients on (then detached), not under no_grad: attribution libraries hook every ReLU
+        of the module tree, the branch's too, and a hook needs a tensor that requires grad."""
+        context = context.detach().clone().requires_grad_(True)
         with torch.no_grad():
-            ae = self.branch
-            return ae.hidden_from_first(ae.encoder[0](ae.scaled(context)))
+            context[:, self.branch_columns] = self.branch_fill
+        ae = self.branch
+        return ae.hidden_from_first(ae.encoder[0](ae.scaled(context))).detach()
 
     def constant(self, gene_values: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """The part of x that does not depend on the SFs: the gene term and the branch."""
