@@ -277,9 +277,12 @@ def train_processes(key, t):
 def train_launcher(wildcards):
     """How a training job starts: torchrun on one node (GPUs, or CPU processes with gloo), or
     one srun task per process (rank and world size from Slurm's variables). srun's task layout
-    is spelled out: the jobstep plugin hides the allocation's SLURM_* settings from the job."""
+    is spelled out: the jobstep plugin hides the allocation's SLURM_* settings from the job.
+    `auto` starts a single process as itself: torchrun's agent adds seconds and nothing else."""
     key, t = training(wildcards)
     per_node, nodes, srun = train_processes(key, t)
+    if t["launcher"] == "auto" and per_node * nodes == 1:
+        return "python"
     if srun:
         # One task per GPU, each bound to its own (it sees it as device 0); on CPUs, the same
         # number of tasks on every node.

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from gexnet.errors import GexnetError
 
@@ -93,8 +94,10 @@ def neighbour_radii(
     k = min(k, len(targets))
     out = np.empty(len(queries), np.float32)
     for start in range(0, len(queries), chunk):
-        scores = queries[start : start + chunk] @ targets.T
-        out[start : start + chunk] = np.partition(scores, -k, axis=1)[:, -k:].mean(axis=1)
+        scores = torch.from_numpy(queries[start : start + chunk] @ targets.T)
+        # torch's top-k: three times numpy's partition on one core, most of an alignment's time
+        top = torch.topk(scores, k, dim=1, sorted=False).values
+        out[start : start + chunk] = top.mean(dim=1).numpy()
     return out
 
 

@@ -352,8 +352,9 @@ class Archs4Writer:
             shape=(n_features, n_samples),
             dtype="uint32",
             chunks=_chunks(n_features, n_samples, block_values),
+            # gzip level 1: 2% larger than level 4 in 57% of the time
             compression="gzip",
-            compression_opts=4,
+            compression_opts=1,
         )
         self._staged: MatrixFile | None = None
         self._wrote_samples = False
