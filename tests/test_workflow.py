@@ -629,7 +629,9 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     splicing = pd.read_csv(results / "splicing" / "summary.tsv", sep="\t")
     assert set(splicing["model"]) == {"share", "ridge", *paper["splicing_models"]}
     branch = json.loads((results / "splicing" / "deepsf_branch" / "model.json").read_text())
-    assert branch["model"]["branch_width"] == 512 and branch["model"]["head"] == "deepsf"
+    # the branch is the branch autoencoder's last hidden layer (scaled down like the rest)
+    width = MINIATURE["autoencoders"]["ae_splicing_branch"]["autoencoder"]["hidden"][-1]
+    assert branch["model"]["branch_width"] == width and branch["model"]["head"] == "deepsf"
     assert (results / "autoencoders" / "reconstruction.tsv").is_file()
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
              *config_overrides(MINIATURE)]  # fmt: skip
