@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from gexnet.errors import GexnetError
 
@@ -90,6 +89,8 @@ def neighbour_radii(
     queries: np.ndarray, targets: np.ndarray, k: int = 10, chunk: int = CHUNK
 ) -> np.ndarray:
     """Per query row, the mean of its k largest cosines among the target rows."""
+    import torch  # top-k: 3x numpy's partition; imported here so align's users need not load it
+
     _check(queries, targets)
     k = min(k, len(targets))
     out = np.empty(len(queries), np.float32)

@@ -141,7 +141,7 @@ def processes(settings: dict, threads: int | None = None) -> Iterator[Processes]
 def keep_freed_memory() -> None:
     """Keep freed tensors' memory in the process (glibc): by default glibc hands each freed
     block of more than a few MB back to the kernel and faults it in again at the next step,
-    which costs a small model on CPUs a tenth to a fifth of its time (a step's logits are tens of
+    which cost a demo GPT step a third of its time (a step's logits are tens of
     MB). Blocks up to 1 GB come from the heap, and the heap is never trimmed. No-op where the C
     library is not glibc."""
     try:
