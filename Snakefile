@@ -21,6 +21,7 @@ include: "rules/classify.smk"
 include: "rules/human_mouse.smk"
 include: "rules/autoencoder.smk"
 include: "rules/splicing.smk"
+include: "rules/explorer.smk"
 
 
 report: "rules/report/workflow.rst"

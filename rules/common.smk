@@ -615,6 +615,32 @@ def comparison_inputs(wildcards):
     return files
 
 
+EXPLORER = config["explorer"]
+
+
+def explorer_pages():
+    """Page name -> the embedding table it shows: every experiment's (by its name), and every
+    separate-models comparison's aligned pair (aligned_<comparison>); explorer.pages picks."""
+    pages = {e: results(f"embeddings/{e}.parquet") for e in EXPERIMENTS}
+    for name, entry in COMPARISONS.items():
+        if "experiment" not in entry:
+            pages[f"aligned_{name}"] = results(f"explorer/aligned/{name}.parquet")
+    chosen = EXPLORER["pages"]
+    if chosen is None:
+        return pages
+    known = list(EXPERIMENTS) + [c for c in COMPARISONS if "experiment" not in COMPARISONS[c]]
+    unknown = [p for p in chosen if p not in known]
+    if unknown:
+        raise WorkflowError(
+            f"explorer.pages: {', '.join(unknown)} is not an experiment nor a separate-models "
+            f"comparison ({', '.join(known) or 'none'})"
+        )
+    return {p if p in EXPERIMENTS else f"aligned_{p}": pages[p if p in EXPERIMENTS else f"aligned_{p}"] for p in chosen}
+
+
+EXPLORER_PAGES = explorer_pages()
+
+
 def all_targets():
     targets = expand(results("corpus/{species}_corpus.tsv"), species=SPECIES)
     targets += expand(results("embeddings/{experiment}.parquet"), experiment=EXPERIMENTS)
@@ -654,6 +680,7 @@ def all_targets():
         )
         if splicing_edges():
             targets.append(results("splicing/validation.svg"))
+    targets += expand(results("explorer/{page}"), page=EXPLORER_PAGES)
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

@@ -437,6 +437,50 @@ def _perturb_report(args) -> None:
         write_table(virtual.beside(table), args.out)
 
 
+def _explore(args) -> None:
+    from gexnet.analysis.explore import Explorer
+
+    if args.action == "aligned":
+        from gexnet.formats.io import write_table
+        from gexnet.report.explorer import aligned_embedding
+
+        write_table(aligned_embedding(args.human, args.mouse, args.mappings, args.method), args.out)
+        return
+    if args.action == "maps":
+        from gexnet.report import explorer as page
+
+        cfg = _config(args)
+        if len(args.names) != len(args.embeddings):
+            raise GexnetError(f"{len(args.embeddings)} embeddings but {len(args.names)} --names")
+        for name, path in zip(args.names, args.embeddings, strict=True):
+            page.write_map(path, args.out / f"{name}.parquet", cfg["seed"], cfg["explorer"]["umap"])
+        return
+    if args.action == "page":
+        from gexnet.report import explorer as page
+
+        cfg = _config(args)
+        ex = Explorer.from_parquet(args.embedding)
+        ex.name = args.name or args.embedding.stem
+        if args.map is not None:
+            xy = page.read_map(args.map, ex.genes)
+        else:
+            xy = page.gene_map(ex.vectors, cfg["seed"], **cfg["explorer"]["umap"])
+        page.write_page(ex, xy, args.out, args.title or ex.name, str(args.embedding),
+                        max_mb=cfg["explorer"]["max_mb"])  # fmt: skip
+        return
+    ex = Explorer.from_parquet(args.embedding, aliases=not args.no_aliases)
+    if args.action == "similar":
+        table = ex.similar(args.gene, args.top, args.species)
+    elif args.action == "calc":
+        table = ex.calc(args.expression, args.top, args.species)
+    else:
+        table = ex.similarity(args.a, args.b, args.species)
+    if args.tsv:
+        table.to_csv(sys.stdout, sep="\t", index=False, float_format="%.6f")
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
 def _check_config(args) -> None:
     import yaml
 
@@ -744,6 +788,42 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--figure", type=Path, help="(knockouts, study)")
     c.add_argument("--out", type=Path, required=True, help="the report's table (TSV)")
     h.set_defaults(func=_perturb)
+
+    h = sub.add_parser("explore", help="similar genes, the calculator, two genes; the page")
+    actions = h.add_subparsers(dest="action", required=True)
+    questions = {
+        "similar": ("the genes most similar to one gene", ["gene"]),
+        "calc": ("the genes nearest a + b - c … (unit vectors; the terms left out)", ["expression"]),
+        "similarity": ("two genes' cosine, and how many genes are closer to each", ["a", "b"]),
+    }
+    for action, (text, names) in questions.items():
+        c = actions.add_parser(action, help=text)
+        for name in names:
+            c.add_argument(name, help="a symbol, Ensembl ID (version or not), alias, or species:name"
+                           if name != "expression" else 'e.g. "APOE - APP + BRCA1"')  # fmt: skip
+        c.add_argument("--embedding", type=Path, required=True, help="an embedding table (Parquet)")
+        if action != "similarity":
+            c.add_argument("--top", type=int, default=20, help="how many genes (default 20)")
+        c.add_argument("--species", help="answer with this species' genes only")
+        c.add_argument("--tsv", action="store_true", help="tab-separated, cosines to 6 places")
+        c.add_argument("--no-aliases", action="store_true", help="skip reading the alias table")
+    c = _with_config(actions.add_parser("page", help="an embedding's explorer page (and map)"))
+    c.add_argument("embedding", type=Path, help="an embedding table (Parquet)")
+    c.add_argument("--out", type=Path, required=True, help="the page's folder")
+    c.add_argument("--name", help="the page's name (default: the file's stem)")
+    c.add_argument("--title", help="the page's title (default: its name)")
+    c.add_argument("--map", type=Path, help="its map (gexnet explore maps; default: computed)")
+    c = _with_config(actions.add_parser("maps", help="UMAP maps of embeddings, one process"))
+    c.add_argument("embeddings", type=Path, nargs="+", help="embedding tables (Parquet)")
+    c.add_argument("--names", nargs="+", required=True, help="a name per embedding")
+    c.add_argument("--out", type=Path, required=True, help="the folder: <name>.parquet each")
+    c = actions.add_parser("aligned", help="a separate-models comparison as one 2-species table")
+    c.add_argument("human", type=Path, help="the human embedding")
+    c.add_argument("mouse", type=Path, help="the mouse embedding")
+    c.add_argument("--mappings", type=Path, required=True, help="the comparison's mappings table")
+    c.add_argument("--method", default="supervised", help="whose mapping (default supervised)")
+    c.add_argument("--out", type=Path, required=True, help="the table (Parquet)")
+    h.set_defaults(func=_explore)
 
     c = sub.add_parser(
         "check-config", help="validate a config against the schema",

@@ -1,0 +1,70 @@
+# The gene-embedding explorer (config explorer): one page per embedding that opens from disk,
+# and per separate-models comparison its aligned pair. The maps of all pages come from one job:
+# umap-learn compiles for most of a minute in every new process, the maps take seconds.
+
+
+wildcard_constraints:
+    page="|".join(map(re.escape, EXPLORER_PAGES)) or "(?!)",
+
+
+rule explorer_aligned:
+    input:
+        human=lambda wildcards: comparison_embeddings(wildcards.comparison)[0],
+        mouse=lambda wildcards: comparison_embeddings(wildcards.comparison)[1],
+        mappings=results("human_mouse/{comparison}/mappings.parquet"),
+    output:
+        results("explorer/aligned/{comparison}.parquet"),
+    log:
+        logs("explorer_aligned_{comparison}"),
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        method=EXPLORER["aligned_method"],
+    shell:
+        "python -m gexnet explore aligned {input.human} {input.mouse} --mappings {input.mappings}"
+        " --method {params.method} --out {output} > {log} 2>&1"
+
+
+rule explorer_maps:
+    input:
+        list(EXPLORER_PAGES.values()),
+    output:
+        [results(f"explorer/maps/{page}.parquet") for page in EXPLORER_PAGES],
+    log:
+        logs("explorer_maps"),
+    benchmark:
+        benchmarks("explorer_maps")
+    conda:
+        "../envs/gexnet.yaml"
+    resources:
+        mem_mb=attempt_scaled(8000),
+        runtime=attempt_scaled(120),
+    params:
+        names=" ".join(EXPLORER_PAGES),
+        config=job_config("seed", "explorer"),
+    shell:
+        "python -m gexnet explore maps {input} --names {params.names}"
+        " --out $(dirname {output[0]}) --config {params.config} > {log} 2>&1"
+
+
+rule explorer_page:
+    input:
+        embedding=lambda wildcards: EXPLORER_PAGES[wildcards.page],
+        map=results("explorer/maps/{page}.parquet"),
+    output:
+        report(
+            directory(results("explorer/{page}")),
+            htmlindex="index.html",
+            caption="report/explorer.rst",
+            category="Explorer",
+            labels={"page": "{page}"},
+        ),
+    log:
+        logs("explorer_page_{page}"),
+    conda:
+        "../envs/gexnet.yaml"
+    params:
+        config=job_config("seed", "explorer"),
+    shell:
+        "python -m gexnet explore page {input.embedding} --map {input.map} --name {wildcards.page}"
+        " --out {output} --config {params.config} > {log} 2>&1"

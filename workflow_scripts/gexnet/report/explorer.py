@@ -1,0 +1,204 @@
+"""The explorer page: one HTML file per embedding that answers similar-genes, calculator and
+two-gene questions and draws gene lists on a map, opened from disk with no server and no
+network. Its script and style are the project's own (`gexnet/data/explorer/`), inlined; it loads
+nothing from anywhere.
+
+What the page holds (one JSON block; arrays as base64 of little-endian binaries):
+- the genes: gene_id, symbol, species, aliases (HGNC previous and alias symbols, '|'-joined);
+- int8 codes of every gene's unit vector, with a scale per gene and the code's distance from
+  the unit vector (`radius`, rounded up): the page's scan bounds each gene's cosine by it;
+- the exact float32 vectors, inline when the page stays within `max_mb` with them, else in
+  `vectors.js` beside the page (a script, which browsers load from disk where they refuse
+  other files): the page re-scores with them only the genes whose bound reaches the answer,
+  so its answers are full precision's (`gexnet.analysis.explore` computes the same);
+- the map: a UMAP of all genes' unit vectors (umap-learn, cosine metric, seeded), also written
+  as map.parquet.
+
+At 40,000 genes × 200 dimensions the page is about 13 MB and vectors.js 43 MB
+(benchmarks/explorer.py measures size, load and query times in headless Chromium).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gexnet.analysis.explore import Explorer
+from gexnet.errors import GexnetError
+from gexnet.formats.io import atomic_path, write_table
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "data" / "explorer"
+SIDECAR = "vectors.js"
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode()
+
+
+def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int8 codes of the unit vectors, a float32 scale per gene, and each code's Euclidean
+    distance from its unit vector, rounded up to float32: |u·q − scale·code·q| ≤ radius for
+    every unit q (Cauchy–Schwarz)."""
+    x = vectors.astype(np.float64)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    scale = (np.abs(unit).max(axis=1) / 127.0).astype(np.float32)
+    codes = np.clip(np.rint(unit / scale[:, None].astype(np.float64)), -127, 127).astype(np.int8)
+    error = np.linalg.norm(unit - codes * scale[:, None].astype(np.float64), axis=1)
+    radius = np.nextafter(error.astype(np.float32), np.float32(np.inf))
+    return codes, scale, radius
+
+
+def gene_map(vectors: np.ndarray, seed: int, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+    """2-D UMAP of the genes' unit vectors by cosine (genes × 2, float32)."""
+    import warnings
+
+    import umap
+
+    x = vectors.astype(np.float32)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    n = len(x)
+    if n < 4:
+        raise GexnetError(f"a map needs at least 4 genes, the embedding has {n}")
+    with warnings.catch_warnings():  # "n_jobs overridden by random_state": seeded means serial
+        warnings.simplefilter("ignore", UserWarning)
+        reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist,
+                            metric="cosine", random_state=seed)  # fmt: skip
+        return reducer.fit_transform(x).astype(np.float32)
+
+
+def write_map(embedding: Path, out: Path, seed: int, settings: dict) -> None:
+    """An embedding's map as a table: gene_id, symbol, species, x, y."""
+    from gexnet.formats.embeddings import read_embedding
+
+    genes, vectors = read_embedding(embedding)
+    xy = gene_map(vectors, seed, **settings)
+    columns = [c for c in ("gene_id", "symbol", "species") if c in genes.columns]
+    write_table(genes[columns].assign(x=xy[:, 0], y=xy[:, 1]), out)
+    log.info("%s: a map of %d genes", out, len(genes))
+
+
+def read_map(path: Path, genes: pd.DataFrame) -> np.ndarray:
+    """The x, y of a map table, checked against the embedding's genes (same genes, same order)."""
+    table = pd.read_parquet(path)
+    if not {"gene_id", "x", "y"} <= set(table.columns):
+        raise GexnetError(f"{path}: expected gene_id, x and y columns (gexnet explore maps)")
+    if len(table) != len(genes) or (table["gene_id"].to_numpy() != genes["gene_id"].to_numpy()).any():
+        raise GexnetError(f"{path}: the map's genes are not the embedding's ({len(table)} and {len(genes)} rows): remake it")
+    return table[["x", "y"]].to_numpy(np.float32)
+
+
+def aligned_embedding(human: Path, mouse: Path, mappings: Path, method: str = "supervised") -> pd.DataFrame:
+    """One two-species table from a separate-models comparison: both species' vectors as the
+    alignment saw them (gexnet.analysis.align.normalize), the human ones mapped by the method's
+    W onto the mouse space."""
+    from gexnet.analysis import align
+    from gexnet.formats.embeddings import embedding_table, read_embedding
+
+    table = pd.read_parquet(mappings)
+    table = table[table["method"] == method].sort_values("row")
+    if table.empty:
+        raise GexnetError(f"{mappings}: no {method} mapping (it has {sorted(set(pd.read_parquet(mappings)['method']))})")
+    w = table.filter(regex=r"^dim_\d+$").to_numpy(np.float64)
+    sides = []
+    for path, species, mapped in ((human, "human", True), (mouse, "mouse", False)):
+        genes, vectors = read_embedding(path)
+        if "species" in genes.columns and (genes["species"] != species).any():
+            keep = (genes["species"] == species).to_numpy()
+            genes, vectors = genes[keep].reset_index(drop=True), vectors[keep]
+        x = align.normalize(vectors.astype(np.float64))
+        if mapped:
+            if w.shape[0] != x.shape[1]:
+                raise GexnetError(f"{mappings}: a {w.shape[0]}-row mapping for {x.shape[1]}-dimensional {path}")
+            x = x @ w
+        sides.append(embedding_table(genes.assign(species=species), x.astype(np.float32)))
+    return pd.concat(sides, ignore_index=True)
+
+
+def _examples(explorer: Explorer) -> dict:
+    """The questions the page opens with: the first genes with a symbol."""
+    genes = explorer.genes
+    named = genes.index[genes["symbol"].astype(str) != ""][:3].tolist()
+    if len(named) < 3:
+        return {}
+    a, b, c = (explorer._label(i).split(" (")[0] for i in named)
+    return {"gene": a, "expression": f"{b} - {a} + {c}", "a": a, "b": b}
+
+
+def page_html(explorer: Explorer, xy: np.ndarray, title: str, source: str, exact: str) -> str:
+    """The page's HTML; `exact` is 'inline' or the sidecar's file name."""
+    from gexnet import __version__
+
+    genes = explorer.genes
+    codes, scale, radius = quantise(explorer.vectors)
+    species = explorer.species
+    data = {
+        "name": explorer.name,
+        "title": title,
+        "n": len(genes),
+        "dims": int(explorer.vectors.shape[1]),
+        "species": species,
+        "gene_species": [species.index(s) for s in genes["species"].astype(str)],
+        "gene_id": genes["gene_id"].astype(str).tolist(),
+        "symbol": genes["symbol"].fillna("").astype(str).tolist(),
+        "aliases": genes["aliases"].astype(str).tolist(),
+        "codes": _b64(codes),
+        "scale": _b64(scale),
+        "radius": _b64(radius),
+        "map": _b64(xy.astype(np.float32)),
+        "exact": exact,
+        "examples": _examples(explorer),
+    }
+    # "</" inside a script block would end it; JSON may escape the slash
+    block = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    inline = ""
+    if exact == "inline":
+        inline = f'<script id="gexnet-exact" type="text/plain">{_b64(explorer.vectors.astype(np.float32))}</script>'
+    html = (ASSETS / "page.html").read_text()
+    for key, value in (
+        ("__STYLE__", (ASSETS / "explorer.css").read_text()),
+        ("__SCRIPT__", (ASSETS / "explorer.js").read_text()),
+        ("__VERSION__", __version__),
+        ("__SOURCE__", source.replace("<", "&lt;")),
+        ("__EXACT__", inline),
+        ("__DATA__", block),  # last: the data may contain the other markers' text
+    ):
+        html = html.replace(key, value)
+    return html
+
+
+def write_page(explorer: Explorer, xy: np.ndarray, outdir: str | Path, title: str,
+               source: str, max_mb: float = 20.0) -> dict:  # fmt: skip
+    """index.html (and vectors.js when the exact vectors would take the page past `max_mb`)
+    and map.parquet in `outdir`, each written atomically. Returns the sizes in bytes."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if len(xy) != len(explorer.genes):
+        raise GexnetError(f"a map of {len(xy)} genes for an embedding of {len(explorer.genes)}")
+    html = page_html(explorer, xy, title, source, "inline")
+    sizes = {}
+    if len(html.encode()) > max_mb * 1e6:
+        html = page_html(explorer, xy, title, source, SIDECAR)
+        sidecar = f'window.gexnetExact = "{_b64(explorer.vectors.astype(np.float32))}";\n'
+        with atomic_path(outdir / SIDECAR) as tmp:
+            tmp.write_text(sidecar)
+        sizes[SIDECAR] = len(sidecar)
+    else:
+        (outdir / SIDECAR).unlink(missing_ok=True)
+    if len(html.encode()) > max_mb * 1e6:
+        log.warning("%s: the page is %.1f MB even without its exact vectors (max_mb %.1f)",
+                    outdir, len(html.encode()) / 1e6, max_mb)  # fmt: skip
+    with atomic_path(outdir / "index.html") as tmp:
+        tmp.write_text(html)
+    sizes["index.html"] = len(html.encode())
+    genes = explorer.genes[["gene_id", "symbol", "species"]].assign(x=xy[:, 0], y=xy[:, 1])
+    write_table(genes, outdir / "map.parquet")
+    log.info("%s: %d genes; %s", outdir, len(genes),
+             ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))  # fmt: skip
+    return sizes
