@@ -635,7 +635,10 @@ def explorer_pages():
             f"explorer.pages: {', '.join(unknown)} is not an experiment nor a separate-models "
             f"comparison ({', '.join(known) or 'none'})"
         )
-    return {p if p in EXPERIMENTS else f"aligned_{p}": pages[p if p in EXPERIMENTS else f"aligned_{p}"] for p in chosen}
+    return {
+        p if p in EXPERIMENTS else f"aligned_{p}": pages[p if p in EXPERIMENTS else f"aligned_{p}"]
+        for p in chosen
+    }
 
 
 EXPLORER_PAGES = explorer_pages()
@@ -680,7 +683,7 @@ def all_targets():
         )
         if splicing_edges():
             targets.append(results("splicing/validation.svg"))
-    targets += expand(results("explorer/{page}"), page=EXPLORER_PAGES)
+    targets += expand(results("explorer/{page}/index.html"), page=EXPLORER_PAGES)
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())

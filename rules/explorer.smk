@@ -1,6 +1,6 @@
 # The gene-embedding explorer (config explorer): one page per embedding that opens from disk,
 # and per separate-models comparison its aligned pair. The maps of all pages come from one job:
-# umap-learn compiles for most of a minute in every new process, the maps take seconds.
+# umap-learn compiles for seconds in every new process, and each map takes a few more.
 
 
 wildcard_constraints:
@@ -52,13 +52,13 @@ rule explorer_page:
         embedding=lambda wildcards: EXPLORER_PAGES[wildcards.page],
         map=results("explorer/maps/{page}.parquet"),
     output:
-        report(
-            directory(results("explorer/{page}")),
-            htmlindex="index.html",
+        page=report(
+            results("explorer/{page}/index.html"),
             caption="report/explorer.rst",
             category="Explorer",
             labels={"page": "{page}"},
         ),
+        vectors=results("explorer/{page}/vectors.js"),
     log:
         logs("explorer_page_{page}"),
     conda:
@@ -67,4 +67,4 @@ rule explorer_page:
         config=job_config("seed", "explorer"),
     shell:
         "python -m gexnet explore page {input.embedding} --map {input.map} --name {wildcards.page}"
-        " --out {output} --config {params.config} > {log} 2>&1"
+        " --out $(dirname {output.page}) --config {params.config} > {log} 2>&1"
