@@ -55,7 +55,7 @@ MINIATURE = {
         "mem_mb": 1000,
         "runtime_minutes": 30,
     },
-    "classifiers": {"shards": 1, "threads": 1},
+    "classifiers": {"shards": 2, "threads": 1},  # the run that merges shards (the demo has one)
     "human_mouse": {"dna": {"shards": 2}, "unsupervised_init_size": 300},
     "autoencoder": {"hidden": [16], "latent": 4},
 }

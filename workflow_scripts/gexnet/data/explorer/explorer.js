@@ -293,7 +293,8 @@ const gexnet = (() => {
   }
 
   return { data, n, d, resolve, closeSymbols, similar, calc, similarity, pca, useExact,
-           hasExact: () => exact !== null, xy, speciesOf, COLOURS, label };
+           hasExact: () => exact !== null, xy, speciesOf, COLOURS, label,
+           exactVectors: () => [exact, norms] }; // the benchmark's brute-force baseline reads these
 })();
 
 // --- the page ---------------------------------------------------------------------------------
