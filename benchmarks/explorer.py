@@ -36,9 +36,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gexnet.analysis.explore import Explorer  # noqa: E402
-from gexnet.report import explorer as page  # noqa: E402
-from tests.report import browser  # noqa: E402
+from gexnet.analysis.explore import Explorer
+from gexnet.report import explorer as page
+from tests.report import browser
 
 BRUTE = """
 const [x, norms] = gexnet.exactVectors(), n = gexnet.n, d = gexnet.d, g = arguments[0];
@@ -83,7 +83,7 @@ def main() -> int:
     xy = (centred @ np.linalg.svd(centred[:5000], full_matrices=False)[2][:2].T).astype(np.float32)
     folder = Path(tempfile.mkdtemp()) / "bench"
     t = time.perf_counter()
-    sizes = page.write_page(ex, xy, folder, "benchmark", "synthetic")
+    sizes = page.write_page(ex.genes, ex.vectors, xy, folder, "bench", "benchmark", "synthetic")
     written = time.perf_counter() - t
     driver = browser.start(folder)
     rows, failures = [], 0
@@ -98,7 +98,8 @@ def main() -> int:
             nav, done = driver.execute_script(
                 "return [performance.timing.navigationStart, Date.now()]")  # fmt: skip
             ready_at = driver.execute_script(
-                "return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
+                "return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
+            )
             ready.append(ready_at / 1000)
             exact.append((done - nav) / 1000)
         rng = np.random.default_rng(args.seed + 1)
@@ -121,19 +122,28 @@ def main() -> int:
             ms, got, _ = driver.execute_script(TIMED, "calc", [expression, 20])
             timings["calc"].append(ms)
             failures += got != ex.calc(expression, 20)["gene_id"].tolist()
-            ms, _, _ = driver.execute_script(TIMED, "similarity", [name, f"{ex.genes.at[g, 'species']}:{other}"])
+            ms, _, _ = driver.execute_script(
+                TIMED, "similarity", [name, f"{ex.genes.at[g, 'species']}:{other}"]
+            )
             timings["similarity"].append(ms)
             ms, idx = driver.execute_script(BRUTE, int(g))
             timings["brute"].append(ms)
-            failures += ex.genes["gene_id"].to_numpy()[idx].tolist() != ex.similar(name, 20)["gene_id"].tolist()
+            failures += (
+                ex.genes["gene_id"].to_numpy()[idx].tolist()
+                != ex.similar(name, 20)["gene_id"].tolist()
+            )
     finally:
         driver.quit()
 
     median = {k: statistics.median(v) for k, v in timings.items()}
     print(f"explorer page: {args.genes:,} genes × {args.dims} dims; written in {written:.1f} s")
-    print(f"  index.html {sizes['index.html'] / 1e6:.1f} MB, vectors.js {sizes.get('vectors.js', 0) / 1e6:.1f} MB "
-          f"(float32 vectors: {args.genes * args.dims * 4 / 1e6:.1f} MB)")
-    print(f"  load: ready {min(ready):.2f} s, exact vectors loaded {min(exact):.2f} s (best of {args.repeats})")
+    print(
+        f"  index.html {sizes['index.html'] / 1e6:.1f} MB, vectors.js {sizes.get('vectors.js', 0) / 1e6:.1f} MB "
+        f"(float32 vectors: {args.genes * args.dims * 4 / 1e6:.1f} MB)"
+    )
+    print(
+        f"  load: ready {min(ready):.2f} s, exact vectors loaded {min(exact):.2f} s (best of {args.repeats})"
+    )
     print()
     print(f"{'query (median of ' + str(args.queries) + ')':<40}{'ms':>10}{'vs page':>10}")
     base = median["similar20"]
@@ -144,7 +154,9 @@ def main() -> int:
         print(f"{text:<40}{median[key]:>10.1f}{median[key] / base:>9.2f}×")
     print()
     total = 4 * args.queries
-    print(f"answers equal to NumPy's brute force: {total + args.queries - failures} of {total + args.queries}")
+    print(
+        f"answers equal to NumPy's brute force: {total + args.queries - failures} of {total + args.queries}"
+    )
     return 1 if failures else 0
 
 

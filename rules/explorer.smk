@@ -41,10 +41,11 @@ rule explorer_maps:
         runtime=attempt_scaled(120),
     params:
         names=" ".join(EXPLORER_PAGES),
+        folder=lambda wildcards, output: os.path.dirname(output[0]),
         config=job_config("seed", "explorer"),
     shell:
         "python -m gexnet explore maps {input} --names {params.names}"
-        " --out $(dirname {output[0]}) --config {params.config} > {log} 2>&1"
+        " --out {params.folder} --config {params.config} > {log} 2>&1"
 
 
 rule explorer_page:

@@ -803,7 +803,7 @@ def test_demo_explorer_pages(demo_run: Path, tmp_path):
     members = truth[truth["role"] == "member"]["gene_id"].sample(100, random_state=0)
     share = {}
     for name in ("gpt_binning", "baseline_shuffled"):
-        ex = Explorer.from_parquet(results / "embeddings" / f"{name}.parquet", aliases=False)
+        ex = Explorer.from_parquet(results / "embeddings" / f"{name}.parquet")
         share[name] = np.mean([(ex.similar(g, 10)["gene_id"].map(program) == program[g]).mean()
                                for g in members])  # fmt: skip
     print("share of the 10 most similar genes in the member's program:", share)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 
-from gexnet.analysis.explore import Explorer, edit_distance, parse_expression
+from gexnet.analysis.explore import Explorer, aligned_embedding, edit_distance, parse_expression
 from gexnet.errors import GexnetError
 from gexnet.formats.embeddings import embedding_table
 from gexnet.report import explorer as page
@@ -80,7 +80,7 @@ def test_similarity_counts_the_genes_closer_to_each():
 def test_names_resolve(name, gene):
     ex = two_species()
     if name == "Apoe":  # exact case wins within a species, but both species match: ask
-        with pytest.raises(GexnetError, match="names genes of human and mouse.*human:APOE"):
+        with pytest.raises(GexnetError, match=r"names genes of human and mouse.*human:APOE"):
             ex.resolve(name)
         assert ex.resolve(name, species="mouse") == gene
         return
@@ -97,7 +97,7 @@ def test_unknown_and_ambiguous_names_say_what_to_do():
         ex.similar("APOE")
     genes = ex.genes.copy()
     genes.loc[5, "symbol"] = "APP"  # two human genes named APP
-    with pytest.raises(GexnetError, match="names several genes.*Ensembl ID"):
+    with pytest.raises(GexnetError, match=r"names several genes.*Ensembl ID"):
         Explorer(genes, ex.vectors).resolve("human:APP")
 
 
@@ -160,18 +160,24 @@ def test_aligned_pair_maps_the_human_side(tmp_path):
                           mappings.assign(method="supervised", row=range(4))])  # fmt: skip
     for name, table in (("h", human), ("m", mouse), ("w", mappings)):
         table.to_parquet(tmp_path / f"{name}.parquet")
-    table = page.aligned_embedding(tmp_path / "h.parquet", tmp_path / "m.parquet", tmp_path / "w.parquet")
+    table = aligned_embedding(
+        tmp_path / "h.parquet", tmp_path / "m.parquet", tmp_path / "w.parquet"
+    )
     assert table["species"].tolist() == ["human"] * 3 + ["mouse"] * 2
     dims = table.filter(regex="^dim_").to_numpy()
     human_vectors = human.filter(regex="^dim_").to_numpy()
     assert np.allclose(dims[:3], align.normalize(human_vectors.astype(np.float64)) @ w, atol=1e-6)
     with pytest.raises(GexnetError, match="no shuffled mapping"):
-        page.aligned_embedding(tmp_path / "h.parquet", tmp_path / "m.parquet", tmp_path / "w.parquet", "shuffled")
+        aligned_embedding(
+            tmp_path / "h.parquet", tmp_path / "m.parquet", tmp_path / "w.parquet", "shuffled"
+        )
 
 
 def test_a_map_of_other_genes_is_refused(tmp_path):
     ex = two_species(n=20)
-    pd.DataFrame({"gene_id": ex.genes["gene_id"][::-1], "x": 0.0, "y": 0.0}).to_parquet(tmp_path / "m.parquet")
+    pd.DataFrame({"gene_id": ex.genes["gene_id"][::-1], "x": 0.0, "y": 0.0}).to_parquet(
+        tmp_path / "m.parquet"
+    )
     with pytest.raises(GexnetError, match="not the embedding's"):
         page.read_map(tmp_path / "m.parquet", ex.genes)
 
@@ -184,7 +190,9 @@ def test_cli_prints_tsv(tmp_path):
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     lines = out.splitlines()
     assert lines[0].split("\t") == ["rank", "gene_id", "symbol", "species", "cosine"]
-    assert [line.split("\t")[1] for line in lines[1:]] == ex.similar("human:APOE", 5)["gene_id"].tolist()
+    assert [line.split("\t")[1] for line in lines[1:]] == ex.similar("human:APOE", 5)[
+        "gene_id"
+    ].tolist()
     bad = subprocess.run([sys.executable, "-m", "gexnet", "explore", "similar", "NOPE1",
                           "--embedding", str(tmp_path / "e.parquet")], capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "no gene named 'NOPE1'" in bad.stderr

@@ -57,8 +57,9 @@ def pages(tmp_path_factory):
     ex = planted()
     xy = page.gene_map(ex.vectors, seed=0)
     embedding_table(ex.genes, ex.vectors).to_parquet(root / "planted.parquet")
-    page.write_page(ex, xy, root / "inline", "planted", "planted.parquet")
-    page.write_page(ex, xy, root / "sidecar", "planted", "planted.parquet", max_mb=0.3)
+    args = ("planted", "planted", "planted.parquet")
+    page.write_page(ex.genes, ex.vectors, xy, root / "inline", *args)
+    page.write_page(ex.genes, ex.vectors, xy, root / "sidecar", *args, max_mb=0.3)
     return root, ex, xy
 
 
@@ -83,7 +84,9 @@ def open_page(driver, path: Path):
 def table_rows(driver, table_id: str) -> list[list[str]]:
     return driver.execute_script(
         "return [...document.querySelectorAll(`#${arguments[0]} tbody tr`)]"
-        ".map(tr => [...tr.cells].map(td => td.textContent));", table_id)
+        ".map(tr => [...tr.cells].map(td => td.textContent));",
+        table_id,
+    )
 
 
 def cli(root: Path, *args: str) -> pd.DataFrame:
@@ -134,7 +137,10 @@ def test_similar_genes_table_equals_the_cli_and_scipy(pages, driver, kind):
     # and the CLI equals scipy's brute force on the full-precision vectors
     cos = 1 - cdist(ex.vectors[:1].astype(np.float64), ex.vectors.astype(np.float64), "cosine")[0]
     cos[0] = -np.inf
-    assert want["gene_id"].tolist() == ex.genes["gene_id"].to_numpy()[np.argsort(-cos, kind="stable")[:50]].tolist()
+    assert (
+        want["gene_id"].tolist()
+        == ex.genes["gene_id"].to_numpy()[np.argsort(-cos, kind="stable")[:50]].tolist()
+    )
     # the species filter: mouse genes only, nearest the human gene
     driver.execute_script("document.getElementById('species').value = 'mouse'")
     click(driver, "similar-go")
@@ -184,7 +190,9 @@ def test_unknown_and_shared_names_get_their_message(pages, driver):
     choices = message.find_elements("css selector", "button.choice")
     assert [c.text for c in choices] == ["human:APOE", "mouse:Apoe"]
     choices[1].click()  # asks, then answers for the one chosen
-    assert [r[2] for r in table_rows(driver, "similar-table")] == ex.similar("mouse:Apoe", 20)["gene_id"].tolist()
+    assert [r[2] for r in table_rows(driver, "similar-table")] == ex.similar("mouse:Apoe", 20)[
+        "gene_id"
+    ].tolist()
 
 
 def test_csv_download_holds_the_tables_rows(pages, driver):
@@ -209,12 +217,16 @@ def test_csv_download_holds_the_tables_rows(pages, driver):
 
 
 def test_map_draws_the_lists_in_their_colours(pages, driver):
-    root, ex, xy = pages
+    root, ex, _ = pages
     open_page(driver, root / "inline" / "index.html")
     tab(driver, "map")
     members = [np.flatnonzero(ex.program == p)[:15] for p in (0, 1)]
     type_into(driver, "list-1", "\n".join(ex._label(i).split(" (")[0] for i in members[0]))
-    type_into(driver, "list-2", ", ".join(ex._label(i).split(" (")[0] for i in members[1]) + ", NOSUCHGENE")
+    type_into(
+        driver,
+        "list-2",
+        ", ".join(ex._label(i).split(" (")[0] for i in members[1]) + ", NOSUCHGENE",
+    )
     click(driver, "map-go")
     legend = driver.find_element("id", "map-legend").text
     assert "List 1: 15 genes drawn" in legend
@@ -241,7 +253,8 @@ def test_map_draws_the_lists_in_their_colours(pages, driver):
     for fx in np.linspace(0.03, 0.97, 40):
         for fy in np.linspace(0.03, 0.97, 40):
             ActionChains(driver).move_to_element_with_offset(
-                canvas, int((fx - 0.5) * size["width"]), int((fy - 0.5) * size["height"])).perform()
+                canvas, int((fx - 0.5) * size["width"]), int((fy - 0.5) * size["height"])
+            ).perform()
             tip = driver.find_element("id", "tooltip")
             if tip.is_displayed():
                 named = tip.text

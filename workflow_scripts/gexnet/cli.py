@@ -438,11 +438,11 @@ def _perturb_report(args) -> None:
 
 
 def _explore(args) -> None:
-    from gexnet.analysis.explore import Explorer
+    from gexnet.analysis.explore import Explorer, aligned_embedding
+    from gexnet.sources.genome import with_aliases
 
     if args.action == "aligned":
         from gexnet.formats.io import write_table
-        from gexnet.report.explorer import aligned_embedding
 
         write_table(aligned_embedding(args.human, args.mouse, args.mappings, args.method), args.out)
         return
@@ -459,16 +459,16 @@ def _explore(args) -> None:
         from gexnet.report import explorer as page
 
         cfg = _config(args)
-        ex = Explorer.from_parquet(args.embedding)
-        ex.name = args.name or args.embedding.stem
+        ex = Explorer.from_parquet(args.embedding, with_aliases)
+        name = args.name or args.embedding.stem
         if args.map is not None:
             xy = page.read_map(args.map, ex.genes)
         else:
             xy = page.gene_map(ex.vectors, cfg["seed"], **cfg["explorer"]["umap"])
-        page.write_page(ex, xy, args.out, args.title or ex.name, str(args.embedding),
-                        max_mb=cfg["explorer"]["max_mb"])  # fmt: skip
+        page.write_page(ex.genes, ex.vectors, xy, args.out, name, args.title or name,
+                        str(args.embedding), max_mb=cfg["explorer"]["max_mb"])  # fmt: skip
         return
-    ex = Explorer.from_parquet(args.embedding, aliases=not args.no_aliases)
+    ex = Explorer.from_parquet(args.embedding, None if args.no_aliases else with_aliases)
     if args.action == "similar":
         table = ex.similar(args.gene, args.top, args.species)
     elif args.action == "calc":
@@ -793,7 +793,10 @@ def parser() -> argparse.ArgumentParser:
     actions = h.add_subparsers(dest="action", required=True)
     questions = {
         "similar": ("the genes most similar to one gene", ["gene"]),
-        "calc": ("the genes nearest a + b - c … (unit vectors; the terms left out)", ["expression"]),
+        "calc": (
+            "the genes nearest a + b - c … (unit vectors; the terms left out)",
+            ["expression"],
+        ),
         "similarity": ("two genes' cosine, and how many genes are closer to each", ["a", "b"]),
     }
     for action, (text, names) in questions.items():

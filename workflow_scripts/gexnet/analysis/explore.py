@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet.errors import GexnetError
-from gexnet.formats.embeddings import read_embedding
+from gexnet.formats.embeddings import embedding_table, read_embedding
 
 ENSEMBL_ID = re.compile(r"^(ENS[A-Z]*G\d{11})(\.\d+)?(_PAR_Y)?$", re.IGNORECASE)
 TOPS = (10, 20, 50, 100)
@@ -57,7 +57,9 @@ def parse_expression(text: str) -> list[tuple[int, str]]:
         terms.append((sign, token))
         sign, pending = +1, False
     if pending or not terms:
-        raise GexnetError(f"calculator: expected genes joined by + and -, got {text!r} (e.g. 'APOE - APP + BRCA1')")
+        raise GexnetError(
+            f"calculator: expected genes joined by + and -, got {text!r} (e.g. 'APOE - APP + BRCA1')"
+        )
     return terms
 
 
@@ -86,10 +88,12 @@ class Explorer:
         self._index()
 
     @classmethod
-    def from_parquet(cls, path: str | Path, aliases: bool = True) -> Explorer:
+    def from_parquet(cls, path: str | Path, aliases=None) -> Explorer:
+        """An embedding table's Explorer; `aliases(genes)` may add the aliases column
+        (gexnet.sources.genome.with_aliases)."""
         genes, vectors = read_embedding(path)
-        if aliases:
-            genes = with_aliases(genes)
+        if aliases is not None:
+            genes = aliases(genes)
         return cls(genes, vectors, name=str(path))
 
     @property
@@ -171,7 +175,9 @@ class Explorer:
                 f"{self.name}: {text.strip()!r} names genes of {' and '.join(sorted(kinds))}:"
                 f" {labels}; say which, e.g. {self.genes.at[found[0], 'species']}:{text.strip()}"
             )
-        raise GexnetError(f"{self.name}: {text.strip()!r} names several genes: {labels}; give the Ensembl ID")
+        raise GexnetError(
+            f"{self.name}: {text.strip()!r} names several genes: {labels}; give the Ensembl ID"
+        )
 
     # --- questions --------------------------------------------------------------------------
 
@@ -179,7 +185,9 @@ class Explorer:
         """Cosine of a query vector with every gene."""
         return self._unit @ (query / np.linalg.norm(query))
 
-    def _ranked(self, scores: np.ndarray, top: int, exclude: list[int], species: str | None) -> pd.DataFrame:
+    def _ranked(
+        self, scores: np.ndarray, top: int, exclude: list[int], species: str | None
+    ) -> pd.DataFrame:
         keep = np.ones(len(scores), bool)
         keep[exclude] = False
         if species:
@@ -233,18 +241,33 @@ class Explorer:
         return pd.DataFrame(rows)
 
 
-def with_aliases(genes: pd.DataFrame) -> pd.DataFrame:
-    """`genes` with an aliases column: HGNC previous and alias symbols of the human genes the
-    annotation knows (empty for others; a pseudo-species copy takes its species')."""
-    from gexnet.sources.genome import gene_table
+def aligned_embedding(
+    human: Path, mouse: Path, mappings: Path, method: str = "supervised"
+) -> pd.DataFrame:
+    """One two-species table from a separate-models comparison: both species' vectors as the
+    alignment saw them (gexnet.analysis.align.normalize), the human ones mapped by the method's
+    W onto the mouse space."""
+    from gexnet.analysis import align
 
-    genes = genes.copy()
-    genes["aliases"] = ""
-    if "species" not in genes.columns:
-        return genes
-    base = genes["species"].astype(str).str.removesuffix("_pseudo")
-    if (base == "human").any():
-        table = gene_table("human").set_index("gene_id")["aliases"]
-        human = base == "human"
-        genes.loc[human, "aliases"] = genes.loc[human, "gene_id"].map(table).fillna("").to_numpy()
-    return genes
+    table = pd.read_parquet(mappings)
+    table = table[table["method"] == method].sort_values("row")
+    if table.empty:
+        raise GexnetError(
+            f"{mappings}: no {method} mapping (it has {sorted(set(pd.read_parquet(mappings)['method']))})"
+        )
+    w = table.filter(regex=r"^dim_\d+$").to_numpy(np.float64)
+    sides = []
+    for path, species, mapped in ((human, "human", True), (mouse, "mouse", False)):
+        genes, vectors = read_embedding(path)
+        if "species" in genes.columns and (genes["species"] != species).any():
+            keep = (genes["species"] == species).to_numpy()
+            genes, vectors = genes[keep].reset_index(drop=True), vectors[keep]
+        x = align.normalize(vectors.astype(np.float64))
+        if mapped:
+            if w.shape[0] != x.shape[1]:
+                raise GexnetError(
+                    f"{mappings}: a {w.shape[0]}-row mapping for {x.shape[1]}-dimensional {path}"
+                )
+            x = x @ w
+        sides.append(embedding_table(genes.assign(species=species), x.astype(np.float32)))
+    return pd.concat(sides, ignore_index=True)

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gexnet.analysis.explore import Explorer
 from gexnet.errors import GexnetError
 from gexnet.formats.io import atomic_path, write_table
 
@@ -39,7 +38,9 @@ SIDECAR = "vectors.js"
 
 
 def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode()
+    return base64.b64encode(
+        np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    ).decode()
 
 
 def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,7 +75,9 @@ def neighbours(unit: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray,
     return index, distance
 
 
-def gene_map(vectors: np.ndarray, seed: int, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+def gene_map(
+    vectors: np.ndarray, seed: int, n_neighbors: int = 15, min_dist: float = 0.1
+) -> np.ndarray:
     """2-D UMAP of the genes' unit vectors by cosine (genes × 2, float32), on their exact
     nearest neighbours."""
     import warnings
@@ -111,60 +114,47 @@ def read_map(path: Path, genes: pd.DataFrame) -> np.ndarray:
     table = pd.read_parquet(path)
     if not {"gene_id", "x", "y"} <= set(table.columns):
         raise GexnetError(f"{path}: expected gene_id, x and y columns (gexnet explore maps)")
-    if len(table) != len(genes) or (table["gene_id"].to_numpy() != genes["gene_id"].to_numpy()).any():
-        raise GexnetError(f"{path}: the map's genes are not the embedding's ({len(table)} and {len(genes)} rows): remake it")
+    if (
+        len(table) != len(genes)
+        or (table["gene_id"].to_numpy() != genes["gene_id"].to_numpy()).any()
+    ):
+        raise GexnetError(
+            f"{path}: the map's genes are not the embedding's ({len(table)} and {len(genes)} rows): remake it"
+        )
     return table[["x", "y"]].to_numpy(np.float32)
 
 
-def aligned_embedding(human: Path, mouse: Path, mappings: Path, method: str = "supervised") -> pd.DataFrame:
-    """One two-species table from a separate-models comparison: both species' vectors as the
-    alignment saw them (gexnet.analysis.align.normalize), the human ones mapped by the method's
-    W onto the mouse space."""
-    from gexnet.analysis import align
-    from gexnet.formats.embeddings import embedding_table, read_embedding
-
-    table = pd.read_parquet(mappings)
-    table = table[table["method"] == method].sort_values("row")
-    if table.empty:
-        raise GexnetError(f"{mappings}: no {method} mapping (it has {sorted(set(pd.read_parquet(mappings)['method']))})")
-    w = table.filter(regex=r"^dim_\d+$").to_numpy(np.float64)
-    sides = []
-    for path, species, mapped in ((human, "human", True), (mouse, "mouse", False)):
-        genes, vectors = read_embedding(path)
-        if "species" in genes.columns and (genes["species"] != species).any():
-            keep = (genes["species"] == species).to_numpy()
-            genes, vectors = genes[keep].reset_index(drop=True), vectors[keep]
-        x = align.normalize(vectors.astype(np.float64))
-        if mapped:
-            if w.shape[0] != x.shape[1]:
-                raise GexnetError(f"{mappings}: a {w.shape[0]}-row mapping for {x.shape[1]}-dimensional {path}")
-            x = x @ w
-        sides.append(embedding_table(genes.assign(species=species), x.astype(np.float32)))
-    return pd.concat(sides, ignore_index=True)
-
-
-def _examples(explorer: Explorer) -> dict:
+def _examples(genes: pd.DataFrame, species: list[str]) -> dict:
     """The questions the page opens with: the first genes with a symbol."""
-    genes = explorer.genes
-    named = genes.index[genes["symbol"].astype(str) != ""][:3].tolist()
+    named = genes[genes["symbol"].astype(str) != ""].head(3)
     if len(named) < 3:
         return {}
-    a, b, c = (explorer._label(i).split(" (")[0] for i in named)
+    prefix = named["species"].astype(str) + ":" if len(species) > 1 else ""
+    a, b, c = (prefix + named["symbol"].astype(str)).tolist()
     return {"gene": a, "expression": f"{b} - {a} + {c}", "a": a, "b": b}
 
 
-def page_html(explorer: Explorer, xy: np.ndarray, title: str, source: str, exact: str) -> str:
+def page_genes(genes: pd.DataFrame) -> pd.DataFrame:
+    """gene_id, symbol, species and aliases, filled where the table lacks them."""
+    genes = genes.reset_index(drop=True).copy()
+    for column in ("symbol", "species", "aliases"):
+        genes[column] = genes[column].fillna("").astype(str) if column in genes else ""
+    return genes
+
+
+def page_html(genes: pd.DataFrame, vectors: np.ndarray, xy: np.ndarray, name: str, title: str,
+              source: str, exact: str) -> str:  # fmt: skip
     """The page's HTML; `exact` is 'inline' or the sidecar's file name."""
     from gexnet import __version__
 
-    genes = explorer.genes
-    codes, scale, radius = quantise(explorer.vectors)
-    species = explorer.species
+    genes = page_genes(genes)
+    codes, scale, radius = quantise(vectors)
+    species = list(dict.fromkeys(genes["species"]))
     data = {
-        "name": explorer.name,
+        "name": name,
         "title": title,
         "n": len(genes),
-        "dims": int(explorer.vectors.shape[1]),
+        "dims": int(vectors.shape[1]),
         "species": species,
         "gene_species": [species.index(s) for s in genes["species"].astype(str)],
         "gene_id": genes["gene_id"].astype(str).tolist(),
@@ -175,13 +165,13 @@ def page_html(explorer: Explorer, xy: np.ndarray, title: str, source: str, exact
         "radius": _b64(radius),
         "map": _b64(xy.astype(np.float32)),
         "exact": exact,
-        "examples": _examples(explorer),
+        "examples": _examples(genes, species),
     }
     # "</" inside a script block would end it; JSON may escape the slash
     block = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     inline = ""
     if exact == "inline":
-        inline = f'<script id="gexnet-exact" type="text/plain">{_b64(explorer.vectors.astype(np.float32))}</script>'
+        inline = f'<script id="gexnet-exact" type="text/plain">{_b64(vectors.astype(np.float32))}</script>'
     html = (ASSETS / "page.html").read_text()
     for key, value in (
         ("__STYLE__", (ASSETS / "explorer.css").read_text()),
@@ -195,20 +185,20 @@ def page_html(explorer: Explorer, xy: np.ndarray, title: str, source: str, exact
     return html
 
 
-def write_page(explorer: Explorer, xy: np.ndarray, outdir: str | Path, title: str,
-               source: str, max_mb: float = 20.0) -> dict:  # fmt: skip
+def write_page(genes: pd.DataFrame, vectors: np.ndarray, xy: np.ndarray, outdir: str | Path,
+               name: str, title: str, source: str, max_mb: float = 20.0) -> dict:  # fmt: skip
     """index.html, vectors.js (the exact vectors where inlining them would take the page past
     `max_mb`, else a comment) in `outdir`, each written atomically. Returns the sizes in
     bytes."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    if len(xy) != len(explorer.genes):
-        raise GexnetError(f"a map of {len(xy)} genes for an embedding of {len(explorer.genes)}")
-    html = page_html(explorer, xy, title, source, "inline")
+    if len(xy) != len(genes):
+        raise GexnetError(f"a map of {len(xy)} genes for an embedding of {len(genes)}")
+    html = page_html(genes, vectors, xy, name, title, source, "inline")
     sizes = {}
     if len(html.encode()) > max_mb * 1e6:
-        html = page_html(explorer, xy, title, source, SIDECAR)
-        sidecar = f'window.gexnetExact = "{_b64(explorer.vectors.astype(np.float32))}";\n'
+        html = page_html(genes, vectors, xy, name, title, source, SIDECAR)
+        sidecar = f'window.gexnetExact = "{_b64(vectors.astype(np.float32))}";\n'
         with atomic_path(outdir / SIDECAR) as tmp:
             tmp.write_text(sidecar)
         sizes[SIDECAR] = len(sidecar)
@@ -221,6 +211,6 @@ def write_page(explorer: Explorer, xy: np.ndarray, outdir: str | Path, title: st
     with atomic_path(outdir / "index.html") as tmp:
         tmp.write_text(html)
     sizes["index.html"] = len(html.encode())
-    log.info("%s: %d genes; %s", outdir, len(explorer.genes),
+    log.info("%s: %d genes; %s", outdir, len(genes),
              ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))  # fmt: skip
     return sizes

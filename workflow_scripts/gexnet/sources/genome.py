@@ -345,3 +345,18 @@ def ortholog_table() -> pd.DataFrame:
     table["confidence"] = table["confidence"].astype("Int8")
     columns = ["human_gene_id", "mouse_gene_id", "type", "confidence", "hcop_sources", "source"]
     return table[columns].sort_values(keys).reset_index(drop=True)
+
+
+def with_aliases(genes: pd.DataFrame) -> pd.DataFrame:
+    """`genes` with an aliases column: HGNC previous and alias symbols of the human genes the
+    annotation knows (empty for others; a pseudo-species copy takes its species')."""
+    genes = genes.copy()
+    genes["aliases"] = ""
+    if "species" not in genes.columns:
+        return genes
+    base = genes["species"].astype(str).str.removesuffix("_pseudo")
+    if (base == "human").any():
+        table = gene_table("human").set_index("gene_id")["aliases"]
+        human = base == "human"
+        genes.loc[human, "aliases"] = genes.loc[human, "gene_id"].map(table).fillna("").to_numpy()
+    return genes
