@@ -636,6 +636,10 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     width = MINIATURE["autoencoders"]["ae_splicing_branch"]["autoencoder"]["hidden"][-1]
     assert branch["model"]["branch_width"] == width and branch["model"]["head"] == "deepsf"
     assert (results / "autoencoders" / "reconstruction.tsv").is_file()
+    # the explorer: a page per experiment and the separate models' aligned pair, maps in one job
+    assert stats["explorer_page"] == n + 1 and stats["explorer_maps"] == 1
+    for name in [*paper["experiments"], "aligned_separate"]:
+        assert (results / "explorer" / name / "index.html").stat().st_size > 0, name
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
              *config_overrides(MINIATURE)]  # fmt: skip
     proc = run(again, workdir)
