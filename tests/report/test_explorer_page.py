@@ -193,6 +193,16 @@ def test_unknown_and_shared_names_get_their_message(pages, driver):
     assert [r[2] for r in table_rows(driver, "similar-table")] == ex.similar("mouse:Apoe", 20)[
         "gene_id"
     ].tolist()
+    tab(driver, "similarity")  # the same question in the two-gene form
+    type_into(driver, "sim-a", "apoe")
+    type_into(driver, "sim-b", "APP")
+    click(driver, "sim-go")
+    choices = driver.find_element("id", "sim-message").find_elements(
+        "css selector", "button.choice"
+    )
+    assert [c.text for c in choices] == ["human:APOE", "mouse:Apoe"]
+    choices[1].click()  # fills gene A with the one chosen, and compares
+    assert [r[0] for r in table_rows(driver, "sim-table")] == ["Apoe", "APP"]
 
 
 def test_csv_download_holds_the_tables_rows(pages, driver):

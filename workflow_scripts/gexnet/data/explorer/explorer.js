@@ -234,9 +234,9 @@ const gexnet = (() => {
 
   function similarity(a, b, species = "") {
     const ra = resolve(a);
-    if (ra.error) return ra;
+    if (ra.error) return { ...ra, field: "sim-a" };
     const rb = resolve(b);
-    if (rb.error) return rb;
+    if (rb.error) return { ...rb, field: "sim-b" };
     const i = ra.gene, j = rb.gene;
     if (i === j) return { error: `“${a}” and “${b}” are the same gene.` };
     const ui = unitVector(i), uj = unitVector(j), allowed = allowedBy(species);
@@ -418,7 +418,7 @@ const gexnet = (() => {
   function lastName(result) { return result.name || ""; }
   function similarityGo() {
     const result = gexnet.similarity($("sim-a").value, $("sim-b").value, species());
-    message("sim-message", result, () => {});
+    message("sim-message", result, (name) => { $(result.field).value = name; similarityGo(); });
     drawTable("sim-table", result.rows || [], "similarity");
   }
 
