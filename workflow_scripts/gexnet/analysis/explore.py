@@ -78,12 +78,12 @@ class Explorer:
         if "aliases" not in self.genes.columns:
             self.genes["aliases"] = ""
         self.genes["aliases"] = self.genes["aliases"].fillna("").astype(str)
-        self._x = self.vectors.astype(np.float64)
-        norms = np.linalg.norm(self._x, axis=1)
+        x = self.vectors.astype(np.float64)
+        norms = np.linalg.norm(x, axis=1)
         if not (norms > 0).all():
             zero = self.genes["symbol"][norms == 0].head(3).tolist()
             raise GexnetError(f"{self.name}: genes with a zero vector have no cosine: {zero}")
-        self._unit = self._x / norms[:, None]
+        self._unit = x / norms[:, None]
         self._species = self.genes["species"].astype(str).to_numpy()
         self._index()
 

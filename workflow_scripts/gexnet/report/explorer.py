@@ -143,8 +143,9 @@ def page_genes(genes: pd.DataFrame) -> pd.DataFrame:
 
 
 def page_html(genes: pd.DataFrame, vectors: np.ndarray, xy: np.ndarray, name: str, title: str,
-              source: str, exact: str) -> str:  # fmt: skip
-    """The page's HTML; `exact` is 'inline' or the sidecar's file name."""
+              source: str, exact: str, exact_b64: str) -> str:  # fmt: skip
+    """The page's HTML; `exact` is 'inline' (then `exact_b64`, the float32 vectors in base64,
+    goes in the page) or the sidecar's file name."""
     from gexnet import __version__
 
     genes = page_genes(genes)
@@ -171,7 +172,7 @@ def page_html(genes: pd.DataFrame, vectors: np.ndarray, xy: np.ndarray, name: st
     block = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     inline = ""
     if exact == "inline":
-        inline = f'<script id="gexnet-exact" type="text/plain">{_b64(vectors.astype(np.float32))}</script>'
+        inline = f'<script id="gexnet-exact" type="text/plain">{exact_b64}</script>'
     html = (ASSETS / "page.html").read_text()
     for key, value in (
         ("__STYLE__", (ASSETS / "explorer.css").read_text()),
@@ -194,11 +195,12 @@ def write_page(genes: pd.DataFrame, vectors: np.ndarray, xy: np.ndarray, outdir:
     outdir.mkdir(parents=True, exist_ok=True)
     if len(xy) != len(genes):
         raise GexnetError(f"a map of {len(xy)} genes for an embedding of {len(genes)}")
-    html = page_html(genes, vectors, xy, name, title, source, "inline")
+    exact_b64 = _b64(vectors.astype(np.float32))  # once, for the page or the file beside it
+    html = page_html(genes, vectors, xy, name, title, source, "inline", exact_b64)
     sizes = {}
     if len(html.encode()) > max_mb * 1e6:
-        html = page_html(genes, vectors, xy, name, title, source, SIDECAR)
-        sidecar = f'window.gexnetExact = "{_b64(vectors.astype(np.float32))}";\n'
+        html = page_html(genes, vectors, xy, name, title, source, SIDECAR, exact_b64)
+        sidecar = f'window.gexnetExact = "{exact_b64}";\n'
         with atomic_path(outdir / SIDECAR) as tmp:
             tmp.write_text(sidecar)
         sizes[SIDECAR] = len(sidecar)

@@ -409,13 +409,12 @@ const gexnet = (() => {
     const k = Number($("calc-top").value);
     const result = gexnet.calc($("calc-expr").value, k, species());
     message("calc-message", result, (name) => {
-      $("calc-expr").value = $("calc-expr").value.replace(new RegExp(`(^|\\s|[+-])${escape(lastName(result))}(?=\\s|$)`), `$1${name}`);
+      $("calc-expr").value = $("calc-expr").value.replace(new RegExp(`(^|\\s|[+-])${escape(result.name || "")}(?=\\s|$)`), `$1${name}`);
       calcGo();
     });
     drawTable("calc-table", result.rows || [], "genes");
   }
   const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  function lastName(result) { return result.name || ""; }
   function similarityGo() {
     const result = gexnet.similarity($("sim-a").value, $("sim-b").value, species());
     message("sim-message", result, (name) => { $(result.field).value = name; similarityGo(); });
