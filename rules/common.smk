@@ -318,6 +318,13 @@ def train_job_config(wildcards):
     return job_config("seed", section, train=unbooked(config["train"]), **{table: {name: entry}})
 
 
+def lm_priority(wildcards):
+    """Longer language-model trainings start first (epochs × corpora, their work in passes over
+    a species' samples): started last, the longest one runs alone while a core waits."""
+    epochs = EXPERIMENT_SETTINGS[wildcards.experiment]["train"]["epochs"]
+    return epochs * len(experiment_species(wildcards.experiment))
+
+
 def train_threads(wildcards):
     """CPUs of a training job on one node (each process gets train.cpus_per_process)."""
     key, t = training(wildcards)

@@ -1,6 +1,7 @@
 # The gene-embedding explorer (config explorer): one page per embedding that opens from disk,
-# and per separate-models comparison its aligned pair. The maps of all pages come from one job:
-# umap-learn compiles for seconds in every new process, and each map takes a few more.
+# and per separate-models comparison its aligned pair. Each page's map is a job of its own, so
+# that the maps run beside other jobs as their embeddings appear (umap-learn compiles for about
+# ten seconds in every new process; a demo map then takes a few more).
 
 
 wildcard_constraints:
@@ -25,26 +26,25 @@ rule explorer_aligned:
         " --method {params.method} --out {output} > {log} 2>&1"
 
 
-rule explorer_maps:
+rule explorer_map:
     input:
-        list(EXPLORER_PAGES.values()),
+        lambda wildcards: EXPLORER_PAGES[wildcards.page],
     output:
-        [results(f"explorer/maps/{page}.parquet") for page in EXPLORER_PAGES],
+        results("explorer/maps/{page}.parquet"),
     log:
-        logs("explorer_maps"),
+        logs("explorer_map_{page}"),
     benchmark:
-        benchmarks("explorer_maps")
+        benchmarks("explorer_map_{page}")
     conda:
         "../envs/gexnet.yaml"
     resources:
         mem_mb=attempt_scaled(8000),
-        runtime=attempt_scaled(120),
+        runtime=attempt_scaled(60),
     params:
-        names=" ".join(EXPLORER_PAGES),
         folder=lambda wildcards, output: os.path.dirname(output[0]),
         config=job_config("seed", "explorer"),
     shell:
-        "python -m gexnet explore maps {input} --names {params.names}"
+        "python -m gexnet explore maps {input} --names {wildcards.page}"
         " --out {params.folder} --config {params.config} > {log} 2>&1"
 
 

@@ -27,6 +27,7 @@ rule train_gene_lm:
         logs("train_{experiment}"),
     benchmark:
         benchmarks("train_{experiment}")
+    priority: lm_priority
     conda:
         "../envs/gexnet.yaml"
     threads: train_threads

@@ -636,8 +636,8 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     width = MINIATURE["autoencoders"]["ae_splicing_branch"]["autoencoder"]["hidden"][-1]
     assert branch["model"]["branch_width"] == width and branch["model"]["head"] == "deepsf"
     assert (results / "autoencoders" / "reconstruction.tsv").is_file()
-    # the explorer: a page per experiment and the separate models' aligned pair, maps in one job
-    assert stats["explorer_page"] == n + 1 and stats["explorer_maps"] == 1
+    # the explorer: a page and a map per experiment and for the separate models' aligned pair
+    assert stats["explorer_page"] == n + 1 and stats["explorer_map"] == n + 1
     for name in [*paper["experiments"], "aligned_separate"]:
         assert (results / "explorer" / name / "index.html").stat().st_size > 0, name
     again = [PY, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml",
