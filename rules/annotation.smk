@@ -53,7 +53,7 @@ rule annotation_labels:
         stats=report(
             f"{LABELS_DIR}/label_stats.tsv",
             caption="report/label_stats.rst",
-            category="Annotations",
+            category=SECTIONS["annotation"],
             labels={"table": "gene-property labels by source"},
         ),
     log:

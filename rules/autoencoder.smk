@@ -85,40 +85,6 @@ rule autoencoder_reconstruction:
         " --config {params.config} --out $(dirname {output.metrics}) > {log} 2>&1"
 
 
-rule autoencoder_figures:
-    input:
-        **rules.autoencoder_reconstruction.output,
-        metrics_per_step=rules.train_autoencoder.output.metrics,
-        validation=rules.train_autoencoder.output.validation,
-    output:
-        loss=report(
-            results("autoencoders/{autoencoder}/loss.svg"),
-            caption="report/autoencoder_loss.rst",
-            category="Expression autoencoder",
-            labels={"autoencoder": "{autoencoder}", "figure": "loss by epoch"},
-        ),
-        density=report(
-            results("autoencoders/{autoencoder}/density.svg"),
-            caption="report/autoencoder_density.rst",
-            category="Expression autoencoder",
-            labels={"autoencoder": "{autoencoder}", "figure": "predicted against observed"},
-        ),
-        ranges=report(
-            results("autoencoders/{autoencoder}/ranges.svg"),
-            caption="report/autoencoder_ranges.rst",
-            category="Expression autoencoder",
-            labels={"autoencoder": "{autoencoder}", "figure": "error by expression range"},
-        ),
-    log:
-        logs("autoencoder_figures_{autoencoder}"),
-    conda:
-        "../envs/gexnet.yaml"
-    shell:
-        "python -m gexnet autoencoder figures $(dirname {input.metrics})"
-        " --steps {input.metrics_per_step} --validation {input.validation}"
-        " --loss {output.loss} --density {output.density} --ranges {output.ranges} > {log} 2>&1"
-
-
 rule autoencoder_summary:
     input:
         expand(
@@ -129,7 +95,7 @@ rule autoencoder_summary:
         report(
             results("autoencoders/reconstruction.tsv"),
             caption="report/autoencoder_summary.rst",
-            category="Expression autoencoder",
+            category=SECTIONS["autoencoder"],
             labels={"table": "reconstruction of held-out samples, beside PCA and gene means"},
         ),
     log:
@@ -240,16 +206,10 @@ rule autoencoder_knockouts_report:
     input:
         rules.autoencoder_knockouts.output.summary,
     output:
-        figure=report(
-            results("perturbation/{autoencoder}/knockouts.svg"),
-            caption="report/knockouts_figure.rst",
-            category="Virtual perturbation",
-            labels={"autoencoder": "{autoencoder}", "figure": "every gene knocked out"},
-        ),
         table=report(
             results("perturbation/{autoencoder}/knockouts.tsv"),
             caption="report/knockouts_table.rst",
-            category="Virtual perturbation",
+            category=SECTIONS["perturbation"],
             labels={"autoencoder": "{autoencoder}", "table": "strongest knockouts"},
         ),
     log:
@@ -257,8 +217,7 @@ rule autoencoder_knockouts_report:
     conda:
         "../envs/gexnet.yaml"
     shell:
-        "python -m gexnet perturb report knockouts {input} --figure {output.figure}"
-        " --out {output.table} > {log} 2>&1"
+        "python -m gexnet perturb report knockouts {input}" " --out {output.table} > {log} 2>&1"
 
 
 rule autoencoder_perturbation_report:
@@ -268,7 +227,7 @@ rule autoencoder_perturbation_report:
         report(
             results("perturbation/{autoencoder}/requests/{request}.tsv"),
             caption="report/perturbation_request.rst",
-            category="Virtual perturbation",
+            category=SECTIONS["perturbation"],
             labels={"autoencoder": "{autoencoder}", "table": "request {request}"},
         ),
     log:
@@ -283,16 +242,10 @@ rule master_regulators_report:
     input:
         rules.master_regulators.output.genes,
     output:
-        figure=report(
-            results("master_regulators/{autoencoder}/{study}.svg"),
-            caption="report/master_regulators_figure.rst",
-            category="Master regulators",
-            labels={"autoencoder": "{autoencoder}", "study": "{study}", "figure": "top genes"},
-        ),
         table=report(
             results("master_regulators/{autoencoder}/{study}.tsv"),
             caption="report/master_regulators_table.rst",
-            category="Master regulators",
+            category=SECTIONS["master_regulators"],
             labels={"autoencoder": "{autoencoder}", "study": "{study}", "table": "top genes"},
         ),
     log:
@@ -300,5 +253,4 @@ rule master_regulators_report:
     conda:
         "../envs/gexnet.yaml"
     shell:
-        "python -m gexnet perturb report study {input} --figure {output.figure}"
-        " --out {output.table} > {log} 2>&1"
+        "python -m gexnet perturb report study {input}" " --out {output.table} > {log} 2>&1"

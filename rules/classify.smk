@@ -77,7 +77,7 @@ rule classifier_label_counts:
         report(
             results("classifiers/label_counts_{species}.tsv"),
             caption="report/label_counts.rst",
-            category="Gene-property classifiers",
+            category=SECTIONS["classifiers"],
             labels={"species": "{species}", "table": "labels kept and dropped, by source"},
         ),
     log:
@@ -101,15 +101,10 @@ rule classifier_comparison:
         table=report(
             results("classifiers/comparison.tsv"),
             caption="report/classifier_comparison.rst",
-            category="Gene-property classifiers",
+            category=SECTIONS["classifiers"],
             labels={"table": "AUROC by embedding"},
         ),
-        figure=report(
-            results("classifiers/auroc.svg"),
-            caption="report/classifier_comparison.rst",
-            category="Gene-property classifiers",
-            labels={"figure": "AUROC distributions"},
-        ),
+        auroc=results("classifiers/auroc.parquet"),
     log:
         logs("classifier_comparison"),
     conda:
@@ -121,7 +116,7 @@ rule classifier_comparison:
         reference=REFERENCE_EXPERIMENT,
     shell:
         "python -m gexnet classify compare {params.metrics}"
-        " --reference {params.reference} --table {output.table} --figure {output.figure}"
+        " --reference {params.reference} --table {output.table} --auroc {output.auroc}"
         " > {log} 2>&1"
 
 
@@ -132,7 +127,13 @@ rule lncrna_transfer:
         unpack(lambda wildcards: classifier_inputs(wildcards, wildcards.transfer_experiment)),
     output:
         predictions=results("lncrna/{transfer_experiment}/predictions.parquet"),
-        top=results("lncrna/{transfer_experiment}/top_properties.tsv"),
+        top=report(
+            results("lncrna/{transfer_experiment}/top_properties.tsv"),
+            caption="report/lncrna_top.rst",
+            category=SECTIONS["lncrna"],
+            labels={"experiment": "{transfer_experiment}", "table": "each lncRNA's top labels"},
+        ),
+        labels=results("lncrna/{transfer_experiment}/labels.tsv"),
     log:
         logs("lncrna_{transfer_experiment}"),
     conda:
@@ -146,4 +147,5 @@ rule lncrna_transfer:
     shell:
         "python -m gexnet classify transfer {input.embedding} {params.labels}"
         " --config {params.config} --threads {threads}"
-        " --predictions {output.predictions} --top {output.top} > {log} 2>&1"
+        " --predictions {output.predictions} --top {output.top}"
+        " --labels-summary {output.labels} > {log} 2>&1"

@@ -17,6 +17,7 @@ shell.prefix(
 
 from gexnet import layout  # noqa: E402
 from gexnet.config import ConfigError, experiment_settings, resolve  # noqa: E402
+from gexnet.report.catalogue import KINDS, SECTIONS  # noqa: E402
 
 # The run's config, resolved again from what Snakemake was given: the --configfile files (else
 # config/config.yaml, as the Snakefile says), the schema's defaults, then --config on top (its
@@ -33,6 +34,8 @@ config.clear()
 config.update(resolved)
 
 RUN = config["run"]
+DEMO = config["source"] == "demo"
+QC = config["qc"]
 SPECIES = config["species"]
 RESOURCES = config["resources_dir"]
 # Generated and converted compendia live in a folder named by their settings (gexnet.layout).
@@ -510,6 +513,8 @@ def has_lncrnas_to_predict(name):
 
 
 TRANSFER_EXPERIMENTS = [name for name in SINGLE_EXPERIMENTS if has_lncrnas_to_predict(name)]
+# The clustering benchmark scores the compared embeddings on the classifiers' labels.
+CLUSTERING = config["clustering"]["enabled"] and bool(SINGLE_EXPERIMENTS)
 
 
 def planted_programs():
@@ -519,7 +524,7 @@ def planted_programs():
 
 def classifier_inputs(wildcards, embedding=None):
     """An embedding and its labels: the annotation labels (human genes, mapped through the 1:1
-    orthologs for a mouse embedding) and, on the demo, the planted programs."""
+    orthologs for a mouse embedding) and, on the demo, the planted programs and modules."""
     embedding = embedding or wildcards.embedding
     files = {
         "embedding": results(f"embeddings/{embedding}.parquet"),
@@ -527,6 +532,7 @@ def classifier_inputs(wildcards, embedding=None):
     }
     if planted_programs():
         files["programs"] = f"{SOURCE_DIR}/truth/programs.parquet"
+        files["modules"] = f"{SOURCE_DIR}/truth/modules.parquet"
     if embedding_species(embedding) == "mouse":
         files["orthologs"] = f"{ANNOTATION}/orthologs.parquet"
     return files
@@ -537,7 +543,7 @@ def classifier_label_args(embedding, input):
     args = [f"--species {embedding_species(embedding)}", f"--labels {input.labels}"]
     args += [
         f"--{name} {getattr(input, name)}"
-        for name in ("programs", "orthologs")
+        for name in ("programs", "modules", "orthologs")
         if hasattr(input, name)
     ]
     return " ".join(args)
@@ -649,6 +655,151 @@ def explorer_pages():
 
 
 EXPLORER_PAGES = explorer_pages()
+# The maps of the pages and of every experiment (the figures draw each experiment's).
+MAPS = {**{e: results(f"embeddings/{e}.parquet") for e in EXPERIMENTS}, **EXPLORER_PAGES}
+
+
+# --- figures and the report ---------------------------------------------------------------
+
+
+def paper_figures():
+    """Figure name -> its kind, subject, tables (role -> paths) and drawing options, for
+    every stage the config runs."""
+    figures = {}
+
+    def add(kind, subject="", options=None, **tables):
+        name = f"{kind}_{subject}" if subject else kind
+        figures[name] = {
+            "name": name,
+            "kind": kind,
+            "subject": subject,
+            "tables": {r: [p] if isinstance(p, str) else list(p) for r, p in tables.items()},
+            "options": options or {},
+        }
+
+    thresholds = ("min_total_counts", "max_singlecell_probability", "min_detected_genes")
+    for species in SPECIES:
+        add(
+            "qc_metrics",
+            species,
+            {"thresholds": {k: QC[k] for k in thresholds}, "title": f"{species} sample QC"},
+            table=results(f"qc/{species}_samples.parquet"),
+        )
+    if EXPERIMENTS:
+        add(
+            "lm_loss",
+            options={
+                "names": list(EXPERIMENTS),
+                "objectives": [EXPERIMENTS[e]["objective"] for e in EXPERIMENTS],
+            },
+            steps=[results(f"models/{e}/metrics.tsv") for e in EXPERIMENTS],
+            validation=[results(f"models/{e}/validation.tsv") for e in EXPERIMENTS],
+        )
+    if SINGLE_EXPERIMENTS:
+        add(
+            "classifier_auroc",
+            options={"reference": REFERENCE_EXPERIMENT},
+            auroc=results("classifiers/auroc.parquet"),
+            comparison=results("classifiers/comparison.tsv"),
+        )
+    if CLUSTERING:
+        add("clustering", trials=results("clustering/trials.parquet"))
+    for experiment in TRANSFER_EXPERIMENTS:
+        add(
+            "lncrna_transfer",
+            experiment,
+            top=results(f"lncrna/{experiment}/top_properties.tsv"),
+            labels=results(f"lncrna/{experiment}/labels.tsv"),
+        )
+    for experiment in EXPERIMENTS:
+        truth = {"programs": f"{SOURCE_DIR}/truth/programs.parquet"} if DEMO else {}
+        add(
+            "gene_map",
+            experiment,
+            {"name": experiment},
+            genes=results(f"explorer/maps/{experiment}.parquet"),
+            **truth,
+        )
+    for comparison in COMPARISONS:
+        pca, pairs, curve, groups = (
+            results(f"human_mouse/{comparison}/{name}.parquet")
+            for name in ("pca", "pairs", "curve", "groups")
+        )
+        add("species_pca", comparison, pca=pca)
+        add("ortholog_ranks", comparison, pairs=pairs)
+        add("dictionary_curve", comparison, curve=curve)
+        add("rna_dna_groups", comparison, pairs=pairs, groups=groups)
+    for name, settings in AUTOENCODERS.items():
+        folder = results(f"autoencoders/{name}")
+        add(
+            "autoencoder_loss",
+            name,
+            steps=f"{folder}/metrics.tsv",
+            validation=f"{folder}/validation.tsv",
+        )
+        add("reconstruction_density", name, density=f"{folder}/reconstruction/density.parquet")
+        add("reconstruction_ranges", name, ranges=f"{folder}/reconstruction/ranges.parquet")
+        if not settings["virtual_experiments"]:
+            continue
+        if PERTURBATION["systematic_knockout"]:
+            add(
+                "knockout_effects",
+                name,
+                summary=results(f"perturbation/{name}/knockouts/summary.parquet"),
+            )
+        for study in STUDIES:
+            add(
+                "master_regulator_genes",
+                f"{name}_{study}",
+                genes=results(f"master_regulators/{name}/{study}/genes.parquet"),
+            )
+    if SPLICING_MODELS:
+        add("splicing_quality", isoforms=results("splicing/quality/isoforms.parquet"))
+        deeplift = SPLICING["deeplift"]
+        for model in SPLICING_MODELS:
+            add(
+                "splicing_heatmap",
+                model,
+                {
+                    "reference": SPLICING["validation_reference"],
+                    "factors": deeplift["heatmap_factors"],
+                    "top_genes": deeplift["heatmap_genes"],
+                },
+                genes=results(f"splicing/{model}/attribution/genes.parquet"),
+            )
+        if splicing_edges():
+            add(
+                "splicing_validation",
+                options={"names": list(SPLICING_MODELS)},
+                validation=[results(f"splicing/{m}/validation_auroc.tsv") for m in SPLICING_MODELS],
+            )
+    return figures
+
+
+def figure_tables(wildcards):
+    return FIGURES[wildcards.figure]["tables"]
+
+
+def figure_caption(wildcards):
+    """The report's caption of a figure: its kind's text (rules/report/figures/<kind>.rst)."""
+    kind = FIGURES[wildcards.figure]["kind"]
+    return Path(workflow.source_path(f"report/figures/{kind}.rst")).read_text()
+
+
+def planted_tables():
+    """The summary tables the demo's planted-truth checks read: (role, path) pairs."""
+    tables = [("qc", results(f"qc/{s}_samples.parquet")) for s in SPECIES]
+    if SINGLE_EXPERIMENTS:
+        tables.append(("comparison", results("classifiers/comparison.tsv")))
+    if CLUSTERING:
+        tables.append(("clustering", results("clustering/summary.tsv")))
+    for e in TRANSFER_EXPERIMENTS:
+        tables.append(
+            (f"lncrna:{embedding_species(e)}:{e}", results(f"lncrna/{e}/predictions.parquet"))
+        )
+    if SPLICING_MODELS and splicing_edges():
+        tables.append(("splicing", results("splicing/summary.tsv")))
+    return tables
 
 
 def all_targets():
@@ -658,15 +809,18 @@ def all_targets():
         targets.append(results("classifiers/comparison.tsv"))
         targets += expand(results("classifiers/{embedding}/metrics.parquet"), embedding=EMBEDDINGS)
         targets += expand(results("classifiers/label_counts_{species}.tsv"), species=COUNTED)
+    if CLUSTERING:
+        targets.append(results("clustering/summary.tsv"))
     targets += expand(
         results("lncrna/{embedding}/top_properties.tsv"), embedding=TRANSFER_EXPERIMENTS
     )
     if COMPARISONS:
         targets.append(results("human_mouse/summary.tsv"))
-        targets += expand(results("human_mouse/{comparison}/ranks.svg"), comparison=COMPARISONS)
+        targets += expand(
+            results("human_mouse/{comparison}/methods.parquet"), comparison=COMPARISONS
+        )
     if AUTOENCODERS:
         targets.append(results("autoencoders/reconstruction.tsv"))
-        targets += expand(results("autoencoders/{autoencoder}/loss.svg"), autoencoder=AUTOENCODERS)
         virtual = [n for n, a in AUTOENCODERS.items() if a["virtual_experiments"]]
         if PERTURBATION["systematic_knockout"]:
             targets += expand(
@@ -684,15 +838,16 @@ def all_targets():
         )
     if SPLICING_MODELS:
         targets.append(results("splicing/summary.tsv"))
-        targets.append(results("splicing/quality.svg"))
         targets += expand(
-            results("splicing/{splicing_model}/heatmap.svg"), splicing_model=SPLICING_MODELS
+            results("splicing/{splicing_model}/attribution/top_targets.tsv"),
+            splicing_model=SPLICING_MODELS,
         )
-        if splicing_edges():
-            targets.append(results("splicing/validation.svg"))
     targets += expand(results("explorer/{page}/index.html"), page=EXPLORER_PAGES)
+    targets += expand(results("figures/{figure}.{ext}"), figure=FIGURES, ext=("pdf", "png"))
+    targets.append(results("figures/index.tsv"))
     targets += ANNOTATION_FILES
     if config["source"] == "demo":
         targets += list(DEMO_FILES.values())
+        targets.append(results("planted_truth.tsv"))
     targets.append(results("config.yaml"))
     return targets

@@ -7,7 +7,7 @@ rule run_config:
         report(
             results("config.yaml"),
             caption="report/run_config.rst",
-            category="Run",
+            category=SECTIONS["run"],
             labels={"file": "configuration"},
         ),
     log:

@@ -1,11 +1,13 @@
 # The gene-embedding explorer (config explorer): one page per embedding that opens from disk,
-# and per separate-models comparison its aligned pair. Each page's map is a job of its own, so
+# and per separate-models comparison its aligned pair. Each page's map (and each experiment's,
+# for its figure) is a job of its own, so
 # that the maps run beside other jobs as their embeddings appear (umap-learn compiles for about
 # ten seconds in every new process; a demo map then takes a few more).
 
 
 wildcard_constraints:
     page="|".join(map(re.escape, EXPLORER_PAGES)) or "(?!)",
+    map="|".join(map(re.escape, MAPS)) or "(?!)",
 
 
 rule explorer_aligned:
@@ -28,13 +30,13 @@ rule explorer_aligned:
 
 rule explorer_map:
     input:
-        lambda wildcards: EXPLORER_PAGES[wildcards.page],
+        lambda wildcards: MAPS[wildcards.map],
     output:
-        results("explorer/maps/{page}.parquet"),
+        results("explorer/maps/{map}.parquet"),
     log:
-        logs("explorer_map_{page}"),
+        logs("explorer_map_{map}"),
     benchmark:
-        benchmarks("explorer_map_{page}")
+        benchmarks("explorer_map_{map}")
     conda:
         "../envs/gexnet.yaml"
     resources:
@@ -44,7 +46,7 @@ rule explorer_map:
         folder=lambda wildcards, output: os.path.dirname(output[0]),
         config=job_config("seed", "explorer"),
     shell:
-        "python -m gexnet explore maps {input} --names {wildcards.page}"
+        "python -m gexnet explore maps {input} --names {wildcards.map}"
         " --out {params.folder} --config {params.config} > {log} 2>&1"
 
 
@@ -56,7 +58,7 @@ rule explorer_page:
         page=report(
             results("explorer/{page}/index.html"),
             caption="report/explorer.rst",
-            category="Explorer",
+            category=SECTIONS["explorer"],
             labels={"page": "{page}"},
         ),
         vectors=results("explorer/{page}/vectors.js"),

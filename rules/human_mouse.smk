@@ -1,6 +1,6 @@
 # The human–mouse comparison (config human_mouse): DNA similarity of the 1:1 pairs from coding
-# sequences, sharded; per comparison, the alignments, ortholog ranks and RNA × DNA groups, and
-# its figures; one summary table of every comparison's rates.
+# sequences, sharded; per comparison, the alignments, ortholog ranks and RNA × DNA groups (its
+# figures: rules/figures.smk); one summary table of every comparison's rates.
 
 
 wildcard_constraints:
@@ -98,43 +98,6 @@ rule human_mouse_align:
         " --out $(dirname {output.pairs}) > {log} 2>&1"
 
 
-rule human_mouse_figures:
-    input:
-        **rules.human_mouse_align.output,
-    output:
-        pca=report(
-            results("human_mouse/{comparison}/pca.svg"),
-            caption="report/human_mouse_pca.rst",
-            category="Human–mouse comparison",
-            labels={"comparison": "{comparison}", "figure": "PCA before and after alignment"},
-        ),
-        ranks=report(
-            results("human_mouse/{comparison}/ranks.svg"),
-            caption="report/human_mouse_ranks.rst",
-            category="Human–mouse comparison",
-            labels={"comparison": "{comparison}", "figure": "ortholog ranks"},
-        ),
-        curve=report(
-            results("human_mouse/{comparison}/curve.svg"),
-            caption="report/human_mouse_curve.rst",
-            category="Human–mouse comparison",
-            labels={"comparison": "{comparison}", "figure": "dictionary-size curve"},
-        ),
-        groups=report(
-            results("human_mouse/{comparison}/groups.svg"),
-            caption="report/human_mouse_groups.rst",
-            category="Human–mouse comparison",
-            labels={"comparison": "{comparison}", "figure": "RNA × DNA groups"},
-        ),
-    log:
-        logs("human_mouse_figures_{comparison}"),
-    conda:
-        "../envs/gexnet.yaml"
-    shell:
-        "python -m gexnet human-mouse figures $(dirname {input.pairs}) --pca {output.pca}"
-        " --ranks {output.ranks} --curve {output.curve} --groups {output.groups} > {log} 2>&1"
-
-
 rule human_mouse_summary:
     input:
         expand(results("human_mouse/{comparison}/methods.parquet"), comparison=COMPARISONS),
@@ -142,7 +105,7 @@ rule human_mouse_summary:
         report(
             results("human_mouse/summary.tsv"),
             caption="report/human_mouse_summary.rst",
-            category="Human–mouse comparison",
+            category=SECTIONS["human_mouse"],
             labels={"table": "ortholog ranks by comparison and method"},
         ),
     log:

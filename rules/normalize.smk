@@ -11,7 +11,7 @@ rule corpus:
         summary=report(
             results("corpus/{species}_corpus.tsv"),
             caption="report/corpus_summary.rst",
-            category="Normalization",
+            category=SECTIONS["corpus"],
             labels={"species": "{species}", "table": "genes and samples in the corpus"},
         ),
     log:

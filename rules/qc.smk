@@ -1,4 +1,5 @@
-# Sample QC: per-sample metrics, the counts removed by each rule, and their distributions.
+# Sample QC: per-sample metrics and the counts removed by each rule (their distributions are
+# a figure, rules/figures.smk).
 
 
 rule sample_qc:
@@ -9,14 +10,8 @@ rule sample_qc:
         summary=report(
             results("qc/{species}_summary.tsv"),
             caption="report/qc_summary.rst",
-            category="Quality control",
+            category=SECTIONS["qc"],
             labels={"species": "{species}", "table": "samples removed by each rule"},
-        ),
-        figure=report(
-            results("qc/{species}_metrics.svg"),
-            caption="report/qc_metrics.rst",
-            category="Quality control",
-            labels={"species": "{species}", "figure": "QC metrics"},
         ),
     log:
         logs("sample_qc_{species}"),
@@ -32,6 +27,5 @@ rule sample_qc:
         config=job_config("qc"),
     shell:
         "python -m gexnet qc {input} --samples {output.samples} --summary {output.summary}"
-        " --figure {output.figure} --title '{wildcards.species} sample QC'"
         " --config {params.config}"
         " --config block_values={resources.block_values} > {log} 2>&1"

@@ -102,7 +102,7 @@ rule splicing_attribution:
         top=report(
             results("splicing/{splicing_model}/attribution/top_targets.tsv"),
             caption="report/splicing_targets.rst",
-            category="Splicing factors",
+            category=SECTIONS["splicing"],
             labels={"model": "{splicing_model}", "table": "top targets per SF"},
         ),
     log:
@@ -138,71 +138,6 @@ rule splicing_validation:
         " --config {params.config} --out {output} > {log} 2>&1"
 
 
-rule splicing_heatmap:
-    input:
-        rules.splicing_attribution.output.genes,
-    output:
-        report(
-            results("splicing/{splicing_model}/heatmap.svg"),
-            caption="report/splicing_heatmap.rst",
-            category="Splicing factors",
-            labels={"model": "{splicing_model}", "figure": "SF × gene DeepLIFT scores"},
-        ),
-    log:
-        logs("splicing_heatmap_{splicing_model}"),
-    conda:
-        "../envs/gexnet.yaml"
-    params:
-        reference=SPLICING["validation_reference"],
-        factors=SPLICING["deeplift"]["heatmap_factors"],
-        genes=SPLICING["deeplift"]["heatmap_genes"],
-    shell:
-        "python -m gexnet splicing figures --genes {input} --reference {params.reference}"
-        " --factors {params.factors} --top-genes {params.genes} --out {output} > {log} 2>&1"
-
-
-rule splicing_quality_figure:
-    input:
-        rules.splicing_quality.output.isoforms,
-    output:
-        report(
-            results("splicing/quality.svg"),
-            caption="report/splicing_quality.rst",
-            category="Splicing factors",
-            labels={"figure": "prediction quality per isoform"},
-        ),
-    log:
-        logs("splicing_quality_figure"),
-    conda:
-        "../envs/gexnet.yaml"
-    shell:
-        "python -m gexnet splicing figures --quality {input} --out {output} > {log} 2>&1"
-
-
-rule splicing_validation_figure:
-    input:
-        expand(
-            results("splicing/{splicing_model}/validation_auroc.tsv"),
-            splicing_model=SPLICING_MODELS,
-        ),
-    output:
-        report(
-            results("splicing/validation.svg"),
-            caption="report/splicing_validation.rst",
-            category="Splicing factors",
-            labels={"figure": "ROC-AUC against the known edges"},
-        ),
-    log:
-        logs("splicing_validation_figure"),
-    conda:
-        "../envs/gexnet.yaml"
-    params:
-        names=" ".join(SPLICING_MODELS),
-    shell:
-        "python -m gexnet splicing figures --validation {input} --names {params.names}"
-        " --out {output} > {log} 2>&1"
-
-
 rule splicing_summary:
     input:
         quality=rules.splicing_quality.output.overall,
@@ -218,7 +153,7 @@ rule splicing_summary:
         report(
             results("splicing/summary.tsv"),
             caption="report/splicing_summary.rst",
-            category="Splicing factors",
+            category=SECTIONS["splicing"],
             labels={"table": "quality and validation of every model and baseline"},
         ),
     log:

@@ -20,7 +20,7 @@ rule train_gene_lm:
         validation=report(
             results("models/{experiment}/validation.tsv"),
             caption="report/validation_loss.rst",
-            category="Gene language models",
+            category=SECTIONS["lm"],
             labels={"experiment": "{experiment}", "table": "validation loss by epoch"},
         ),
     log:

@@ -43,6 +43,7 @@ MINIATURE = {
         "targets_per_splicing_factor": 3,
         "case_control_series": 2,
         "qc_failures": {"low_counts": 8, "single_cell": 6, "few_genes": 5},
+        "modules": {"per_kind": 2, "genes": 12},
     },
     "qc": {"min_detected_genes": 300},
     "tokens": {"context": 32},
@@ -56,6 +57,7 @@ MINIATURE = {
         "runtime_minutes": 30,
     },
     "classifiers": {"shards": 2, "threads": 1},  # the run that merges shards (the demo has one)
+    "clustering": {"trials": 20, "max_attempts": 200},
     "human_mouse": {"dna": {"shards": 2}, "unsupervised_init_size": 300},
     "autoencoder": {"hidden": [16], "latent": 4},
 }

@@ -224,12 +224,12 @@ def cosines(table: pd.DataFrame, n: int = 500) -> np.ndarray:
 def not_comparable(path: str) -> bool:
     """Outputs computed from trained weights, which match the local run only within tolerance
     (checked above), and files that are not data: logs, benchmarks (times), checkpoints, SVGs
-    (matplotlib's ids) and the report (local run only)."""
+    and figures (matplotlib's ids and dates) and the report (local run only)."""
     trained = [*EXPERIMENTS, "baseline_shuffled"]  # shuffled: the reference model's vectors
     parts = Path(path).parts
     return (
         bool({"logs", "benchmarks", "checkpoints", "lncrna"} & set(parts))
-        or path.endswith((".svg", "report.html", "classifiers/comparison.tsv"))
+        or path.endswith((".svg", ".pdf", ".png", "report.html", "classifiers/comparison.tsv"))
         or path == "results/demo/config.yaml"  # the runs' settings differ (GPUs, launcher)
         or (parts[-3] == "models" and parts[-1] in TRAINED_FILES)
         or (parts[-2] == "embeddings" and parts[-1].split(".")[0] in trained)

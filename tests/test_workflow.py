@@ -129,7 +129,13 @@ def test_paper_plan_is_the_papers_alone(workflow_copy):
     # the human-mouse comparison: Ensembl 100 CDS downloaded, the pairs in 16 DNA jobs, three
     # comparisons (separate, mixed, pseudo-species), their figures and one summary
     assert stats["download_cds"] == 2 and stats["dna_similarity_shard"] == 16
-    assert stats["human_mouse_align"] == stats["human_mouse_figures"] == 3
+    assert stats["human_mouse_align"] == 3
+    # every figure a job: 4 per comparison among them; the clustering benchmark once
+    figures = set(re.findall(r"rule figure:.*?wildcards: figure=(\w+)", out, flags=re.S))
+    assert {f"{k}_{c}" for k in ("species_pca", "ortholog_ranks", "dictionary_curve",
+                                 "rna_dna_groups") for c in ("separate", "mixed", "pseudo")
+            } <= figures  # fmt: skip
+    assert stats["figure"] == len(figures) >= 40 and stats["clustering"] == 1
     assert stats["human_mouse_summary"] == stats["dna_similarity"] == 1
     assert "Homo_sapiens.GRCh38.cds.all.fa.gz" in out and "Mus_musculus.GRCm38.cds.all.fa.gz" in out
     assert not {"gpt_binning_human_mouse", "gpt_binning_pseudo_human"} & set(per_embedding)
@@ -409,10 +415,10 @@ def test_demo_report_qc_and_corpus(demo_run: Path):
     report = results / "report.html"
     assert report.stat().st_size > 100_000
     html = report.read_text()
-    for name in ("human_summary.tsv", "mouse_metrics.svg", "human_corpus.tsv", "validation.tsv",
-                 "label_counts_human.tsv", "label_counts_mouse.tsv", "auroc.svg",
-                 "label_stats.tsv", "results/demo/config.yaml", "Splicing factors",
-                 "quality.svg", "heatmap.svg", "top_targets.tsv"):  # fmt: skip
+    for name in ("human_summary.tsv", "qc_metrics_mouse.png", "human_corpus.tsv", "validation.tsv",
+                 "label_counts_human.tsv", "label_counts_mouse.tsv", "classifier_auroc.png",
+                 "label_stats.tsv", "results/demo/config.yaml", "13 Splicing factors",
+                 "splicing_quality.png", "splicing_heatmap_deeprbp.png", "top_targets.tsv"):  # fmt: skip
         assert name in html, name
     for species in ("human", "mouse"):
         summary = pd.read_csv(results / "qc" / f"{species}_summary.tsv", sep="\t").set_index("step")
@@ -575,8 +581,10 @@ def test_demo_human_mouse_recovers_the_planted_truth(demo_run: Path):
     assert len(dna) > 1000
     assert spearmanr(dna["planted_dna_identity"], dna["dna_similarity"]).statistic >= 0.9
     html = (demo_run / "results" / "demo" / "report.html").read_text()
-    for figure in ("pca.svg", "ranks.svg", "curve.svg", "groups.svg", "summary.tsv"):
-        assert figure in html, figure
+    for name in comparisons:
+        for kind in ("species_pca", "ortholog_ranks", "dictionary_curve", "rna_dna_groups"):
+            assert f"{kind}_{name}.png" in html, (kind, name)
+    assert "human_mouse/summary.tsv" in html
 
 
 def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
@@ -618,12 +626,13 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
     assert set(summary["comparison"]) == {"separate", "mixed", "pseudo"}
     assert set(summary["method"]) == {"supervised", "unsupervised", "none", "shuffled"}
     for name in ("separate", "mixed", "pseudo"):
-        assert (results / "human_mouse" / name / "groups.svg").is_file()
+        assert (results / "figures" / f"rna_dna_groups_{name}.pdf").is_file()
     ae = json.loads((results / "autoencoders" / "ae_human" / "model.json").read_text())
     assert ae["model"]["activation"] == paper["autoencoder"]["activation"]
     assert ae["model"]["hidden"] == MINIATURE["autoencoder"]["hidden"]
     assert stats["train_autoencoder"] == 2 and stats["autoencoder_knockouts"] == 1
-    assert (results / "master_regulators" / "ae_human" / "disease_vs_control.svg").is_file()
+    figure = "master_regulator_genes_ae_human_disease_vs_control"
+    assert (results / "figures" / f"{figure}.pdf").is_file()
     # the branch autoencoder is trained and reconstructed, never perturbed
     assert not (results / "master_regulators" / "ae_splicing_branch").exists()
     assert not (results / "perturbation" / "ae_splicing_branch").exists()
@@ -644,6 +653,82 @@ def test_paper_dag_runs_end_to_end_at_miniature_size(paper_run):
              *config_overrides(MINIATURE)]  # fmt: skip
     proc = run(again, workdir)
     assert "Nothing to be done" in proc.stdout + proc.stderr, "the same command, done"
+
+
+def test_demo_clustering_benchmark_recovers_the_planted_programs(demo_run: Path):
+    """Planted programs as the groups: trained embeddings far above their shuffled null and
+    the shuffled baseline at it; every embedding on the same trials."""
+    results = demo_run / "results" / "demo" / "clustering"
+    settings = run_config(demo_run, "demo")["clustering"]
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    planted = summary[summary["source"] == "planted_programs"].set_index("embedding")
+    for name in ("gpt_binning", "bert_genes_binning"):
+        row = planted.loc[name]
+        assert row["median_ari"] >= 0.5 and row["null_median_ari"] <= 0.05, row
+        assert row["mannwhitney_p_ari"] < 1e-6 and row["wilcoxon_p_ari"] < 1e-6, row
+    assert planted.loc["baseline_shuffled", "median_ari"] <= 0.05
+    trials = pd.read_parquet(results / "trials.parquet")
+    counts = trials.groupby(["source", "embedding", "null"]).size()
+    assert (counts.loc["planted_programs"] == settings["trials"]).all()
+    real = trials[~trials["null"]]
+    same = real.groupby(["source", "trial"])["labels"].nunique()
+    assert (same == 1).all()  # one draw of labels per trial, for every embedding
+
+
+def test_paper_target_redraws_the_figures_from_the_tables_alone(demo_run: Path):
+    """Every figure in figures/index.tsv exists; `paper` redraws them with figure jobs alone;
+    a deleted figure is redrawn alone."""
+    results = demo_run / "results" / "demo"
+    index = pd.read_csv(results / "figures" / "index.tsv", sep="\t")
+    assert index["figure"].is_unique and len(index) >= 30
+    for name in index["figure"]:
+        for suffix in (".pdf", ".png"):
+            assert (results / "figures" / f"{name}{suffix}").stat().st_size > 5000, name
+    for tables in index["tables"]:
+        assert all((demo_run / t).is_file() for t in tables.split()), tables
+    stages = {"02 Sample quality control", "04 Gene language models",
+              "05 Gene-property classifiers", "06 Clustering benchmark", "07 lncRNA properties",
+              "08 Gene maps", "09 Human–mouse comparison", "10 Expression autoencoder",
+              "11 Virtual perturbation", "12 Master regulators", "13 Splicing factors"}  # fmt: skip
+    assert set(index["section"]) == stages
+    assert index["panel"].notna().sum() >= 10  # the published panels they reproduce
+    snakemake = [PY, "-m", "snakemake", "--profile", "profiles/local", "--cores", "2"]
+    proc = run([*snakemake, "paper", "-n", "--forcerun", "figure"], demo_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_stats(proc.stdout + proc.stderr) == {"figure": len(index), "paper": 1}
+    name = "species_pca_separate"
+    pdf, png = (results / "figures" / f"{name}{s}" for s in (".pdf", ".png"))
+    others = {p: p.stat().st_mtime_ns for p in (results / "figures").glob("*.p*") if p != pdf}
+    pdf.unlink()
+    proc = run([*snakemake, f"results/demo/figures/{name}.pdf"], demo_run, env=snakemake_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_stats(proc.stdout + proc.stderr) == {"figure": 1}
+    assert pdf.stat().st_size > 5000 and png.stat().st_mtime_ns > others.pop(png)
+    assert all(p.stat().st_mtime_ns == t for p, t in others.items())
+
+
+def test_demo_report_reads_stage_by_stage(demo_run: Path):
+    """The report's sections are the stages in DAG order; every figure is in it with its
+    caption; the planted-truth checks are in it and all clear their bars."""
+    results = demo_run / "results" / "demo"
+    html = (results / "report.html").read_text()
+    index = pd.read_csv(results / "figures" / "index.tsv", sep="\t")
+    for section in [*index["section"].unique(), "00 Run", "14 Explorer"]:
+        assert json.dumps(section)[1:-1] in html, section
+    captions = REPO / "rules" / "report" / "figures"
+    for row in index.itertuples():
+        assert f"results/demo/figures/{row.figure}.png" in html, row.figure
+        assert f"<strong>{row.figure}</strong>" in html, row.figure
+        opening = " ".join((captions / f"{row.kind}.rst").read_text().split()[:5])
+        assert json.dumps(opening)[1:-1] in html, (row.kind, opening)
+    card = pd.read_csv(results / "planted_truth.tsv", sep="\t")
+    assert "results/demo/planted_truth.tsv" in html
+    held = card[card["bar"].notna()]
+    assert len(held) >= 15 and held["met"].astype(bool).all(), held[~held["met"].astype(bool)]
+    assert set(card["stage"]) == {"QC", "classifiers", "clustering", "lncRNA transfer", "splicing"}
+    # the graded modules: shown for comparison, and hard: no embedding at 0.99 mean AUROC
+    graded = card[card["check"].str.match(r"mean AUROC, planted_(weak|tissue|overlap)$")]
+    assert len(graded) == 3 * 5 and graded["score"].max() < 0.99, graded
 
 
 def test_another_run_leaves_the_demo_valid(demo_run: Path):

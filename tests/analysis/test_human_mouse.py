@@ -197,10 +197,13 @@ def test_the_commands_write_the_tables_and_figures(separate, tmp_path):
             settings, "--out", str(out)]  # fmt: skip
     assert gexnet_cli.main(argv) == 0
     assert {p.stem for p in out.glob("*.parquet")} == set(human_mouse.TABLES)
-    figures = [f"--{n}={tmp_path / n}.png" for n in ("pca", "ranks", "curve", "groups")]
-    assert gexnet_cli.main(["human-mouse", "figures", str(out), *figures]) == 0
-    for name in ("pca", "ranks", "curve", "groups"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 5000
+    figures = {"species_pca": ["pca"], "ortholog_ranks": ["pairs"],
+               "dictionary_curve": ["curve"], "rna_dna_groups": ["pairs", "groups"]}  # fmt: skip
+    for kind, tables in figures.items():
+        argv = ["figure", "draw", kind, *(f"{t}={out / t}.parquet" for t in tables),
+                "--out", str(tmp_path / f"{kind}.png")]  # fmt: skip
+        assert gexnet_cli.main(argv) == 0
+        assert (tmp_path / f"{kind}.png").stat().st_size > 5000
     summary = tmp_path / "summary.tsv"
     assert gexnet_cli.main(["human-mouse", "summary", str(out / "methods.parquet"),
                             "--out", str(summary)]) == 0  # fmt: skip

@@ -517,14 +517,13 @@ def test_cli_reports_a_malformed_file_in_one_line(tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     proc = subprocess.run(
         [sys.executable, "-m", "gexnet", "qc", str(bad), "--samples",
-         str(tmp_path / "s.parquet"), "--summary", str(tmp_path / "s.tsv"), "--figure",
-         str(tmp_path / "f.svg")],
+         str(tmp_path / "s.parquet"), "--summary", str(tmp_path / "s.tsv")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "human_gene_v2.2.h5" in proc.stderr and "not a readable HDF5 file" in proc.stderr
-    assert not list(tmp_path.glob("s.*")) and not list(tmp_path.glob("f.*"))
+    assert not list(tmp_path.glob("s.*"))
 
 
 def test_writer_round_trips_through_the_loader(tmp_path):

@@ -187,6 +187,55 @@ def test_programs_and_regulators_shape_the_data(demo):
     assert np.median(lnc_r) > 0.3
 
 
+def own_over_other(z, modules: dict[str, np.ndarray], samples=slice(None)) -> dict[str, float]:
+    """Per module: its members' mean correlation with their own module's score (the mean of the
+    other members) less their mean correlation with the other modules' scores."""
+    z = z[:, samples]
+    scores = {m: z[rows].mean(axis=0) for m, rows in modules.items()}
+    out = {}
+    for m, rows in modules.items():
+        own = [np.corrcoef(z[i], (scores[m] * len(rows) - z[i]) / (len(rows) - 1))[0, 1]
+               for i in rows]  # fmt: skip
+        other = [np.corrcoef(z[i], scores[o])[0, 1] for i in rows for o in modules if o != m]
+        out[m] = float(np.mean(own) - np.mean(other))
+    return out
+
+
+def test_graded_modules_are_harder_than_the_programs(demo):
+    """Each member's correlation with its own module's score above its correlation with the
+    other modules' (the samples' shared structure, depth and batches, cancels): weak modules far
+    below the programs; tissue modules far below over the compendium and well above within their
+    tissue; a gene shared by two overlapping modules follows both."""
+    base, _, truth = demo
+    z, table, _ = program_scores(demo, "human")
+    with h5py.File(base / "human_gene_demo.h5", "r") as f:
+        tissue = strings(f["meta/samples/source_name_ch1"])
+    tissue = tissue[(truth["qc"].query("species == 'human'")["planted_failure"] == "none")]
+    modules = truth["modules"].query("species == 'human'")
+    row = pd.Series(np.arange(len(table)), index=table.index)
+    programs = {p: np.flatnonzero((table["program"] == p) & (table["role"] == "member"))[:30]
+                for p in sorted(table["program"].dropna().unique())}  # fmt: skip
+    program = np.mean(list(own_over_other(z, programs).values()))
+    kinds = {s: {m: row[g["gene_id"]].to_numpy() for m, g in part.groupby("module")}
+             for s, part in modules.groupby("source")}  # fmt: skip
+    weak = np.mean(list(own_over_other(z, kinds["planted_weak"]).values()))
+    assert 0.02 < weak < 0.5 * program, (weak, program)
+    everywhere = own_over_other(z, kinds["planted_tissue"])
+    for name in kinds["planted_tissue"]:
+        active = modules.loc[modules["module"] == name, "active_in"].iloc[0]
+        inside = own_over_other(z, kinds["planted_tissue"], tissue == active)[name]
+        assert everywhere[name] < 0.5 * program and inside > 1.5 * everywhere[name], name
+    overlap = kinds["planted_overlap"]
+    scores = {m: z[rows].mean(axis=0) for m, rows in overlap.items()}
+    shared = modules[modules.duplicated("gene_id", keep=False)]
+    assert len(shared) > 0 and set(shared["source"]) == {"planted_overlap"}
+    for gene, pair in shared.groupby("gene_id")["module"]:
+        r = {m: np.corrcoef(z[row[gene]], s)[0, 1] for m, s in scores.items()}
+        theirs = [r[m] for m in pair]
+        rest = [v for m, v in r.items() if m not in set(pair)]
+        assert min(theirs) > np.mean(rest) + 0.05, (gene, r)
+
+
 def test_case_control_groups_differ_through_named_regulators(demo):
     _, data, truth = demo
     for sp in ("human", "mouse"):
@@ -268,6 +317,35 @@ def test_sizes_are_configurable(small_compendium):
         assert f["data/expression"].shape[1] == 200
 
 
+def test_modules_lie_outside_the_programs_and_orthologs_keep_them(small_compendium):
+    cfg, files = small_compendium
+    m = cfg["simulate"]["modules"]
+    modules = pd.read_parquet(files["modules"])
+    programs = pd.read_parquet(files["programs"])
+    assert set(modules["source"]) == {"planted_weak", "planted_tissue", "planted_overlap"}
+    for species in ("human", "mouse"):
+        part = modules[modules["species"] == species]
+        in_program = programs.query("species == @species and program.notna()")["gene_id"]
+        assert not set(part["gene_id"]) & set(in_program)
+    human = modules[modules["species"] == "human"]
+    assert (human.groupby("module").size() == m["genes"]).all()
+    assert human.groupby("source")["module"].nunique().to_dict() == {
+        "planted_overlap": m["per_kind"] // 2 * 2, "planted_tissue": m["per_kind"],
+        "planted_weak": m["per_kind"]}  # fmt: skip
+    shared = human[human.duplicated("gene_id", keep=False)]
+    assert shared.groupby("gene_id").size().eq(2).all()
+    assert len(shared) // 2 == m["per_kind"] // 2 * round(m["overlap_shared"] * m["genes"])
+    weak = human[human["source"] == "planted_weak"]["loading"]
+    assert weak.between(*m["weak_loadings"]).all()
+    # a mouse ortholog keeps its human gene's modules
+    orthologs = pd.read_parquet(files["orthologs"])
+    mouse = modules[modules["species"] == "mouse"].merge(
+        orthologs[["human_gene_id", "mouse_gene_id"]], left_on="gene_id", right_on="mouse_gene_id"
+    )
+    pairs = mouse.merge(human, left_on=["human_gene_id", "module"], right_on=["gene_id", "module"])
+    assert len(pairs) == len(mouse) > 0
+
+
 def test_coding_genes_have_cds_with_planted_identity(small_compendium):
     _, files = small_compendium
     programs = pd.read_parquet(files["programs"])
@@ -309,6 +387,11 @@ def test_coding_genes_have_cds_with_planted_identity(small_compendium):
             "need at least 4 a series",
         ),
         ({"qc_failures": {"low_counts": 200}}, {"min_detected_genes": 300}, "planted failures"),
+        (
+            {"modules": {"per_kind": 40, "genes": 30}},
+            {"min_detected_genes": 300},
+            r"modules \(genes outside the programs\)",
+        ),
     ],
 )
 def test_impossible_settings_are_refused(tmp_path, overrides, qc, message):

@@ -335,11 +335,14 @@ def test_the_command_line_runs_the_stage(small_compendium, models, data_dir, tmp
     summary = pd.read_csv(tmp_path / "s.tsv", sep="\t").set_index("model")
     assert np.isfinite(summary.loc["deepsf", "validation_auroc"])
     assert np.isnan(summary.loc["share", "validation_auroc"])
-    for args in (["--quality", tmp_path / "q" / "isoforms.parquet"],
-                 ["--genes", tmp_path / "a" / "genes.parquet"],
-                 ["--validation", tmp_path / "v.tsv", "--names", "deepsf"]):  # fmt: skip
-        out = tmp_path / f"{args[0][2:]}.svg"
-        assert run("splicing", "figures", *args, "--out", out) == 0
+    heatmap = '{"reference": "knockout", "factors": 30, "top_genes": 40}'
+    for args in (["splicing_quality", f"isoforms={tmp_path / 'q' / 'isoforms.parquet'}"],
+                 ["splicing_heatmap", f"genes={tmp_path / 'a' / 'genes.parquet'}", "--options",
+                  heatmap],
+                 ["splicing_validation", f"validation={tmp_path / 'v.tsv'}", "--options",
+                  '{"names": ["deepsf"]}']):  # fmt: skip
+        out = tmp_path / f"{args[0]}.svg"
+        assert run("figure", "draw", *args, "--out", out) == 0
         assert out.stat().st_size > 1000
     assert run("splicing", "train", data_dir, "--name", "nope", "--out", tmp_path / "x",
                "--checkpoints", tmp_path / "y") == 2  # fmt: skip

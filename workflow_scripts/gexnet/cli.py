@@ -100,7 +100,6 @@ def _annotate(args) -> None:
 def _qc(args) -> None:
     from gexnet.corpus import qc
     from gexnet.formats.io import write_table
-    from gexnet.report import figures
 
     cfg = _config(args)
     table = qc.sample_qc(args.compendium, cfg["qc"], cfg["block_values"])
@@ -108,7 +107,6 @@ def _qc(args) -> None:
     summary = qc.summarize(table, cfg["qc"])
     write_table(summary, args.summary)
     log.info("%s\n%s", args.compendium, summary.to_string(index=False))
-    figures.qc_metrics(table, cfg["qc"], args.figure, args.title)
 
 
 def _normalize(args) -> None:
@@ -171,13 +169,11 @@ def _classify(args) -> None:
         write_table(pd.concat(parts).sort_values("label", ignore_index=True), args.out)
         return
     if args.action == "compare":
-        from gexnet.report import figures
-
         metrics = {}
         for name, path in args.metrics:
             metrics[name] = pd.read_parquet(path)
         write_table(classify.comparison(metrics, args.reference), args.table)
-        figures.auroc_by_source(classify.shared_auroc(metrics), args.reference, args.figure)
+        write_table(classify.shared_auroc_table(metrics), args.auroc)
         return
     cfg = _config(args)
     settings, seed = cfg["classifiers"], cfg["seed"]
@@ -195,7 +191,7 @@ def _classify(args) -> None:
         write_table(table, args.out)
     else:
         labels, left_out = classify.read_labels(args.labels, args.programs, args.species,
-                                                args.orthologs)  # fmt: skip
+                                                args.orthologs, args.modules)  # fmt: skip
         if left_out is not None:
             log.info("label genes without a 1:1 mouse ortholog:\n%s", left_out.to_string())
         if args.action == "metrics":
@@ -211,6 +207,25 @@ def _classify(args) -> None:
                                                  threads=args.threads)  # fmt: skip
             write_table(predictions, args.predictions)
             write_table(top, args.top)
+            write_table(classify.transfer_summary(predictions, labels), args.labels_summary)
+
+
+def _clustering(args) -> None:
+    from gexnet.analysis import classify, clustering
+    from gexnet.formats.embeddings import read_embedding
+    from gexnet.formats.io import write_table
+
+    cfg = _config(args)
+    labels, _ = classify.read_labels(args.labels, args.programs, args.species, args.orthologs,
+                                     args.modules)  # fmt: skip
+    embeddings = {name: read_embedding(path) for name, path in args.embeddings}
+    trials = clustering.benchmark(embeddings, labels, cfg["clustering"], cfg["seed"])
+    summary = clustering.summary(trials)
+    write_table(trials, args.trials)
+    write_table(summary, args.summary)
+    log.info("median ARI against the shuffled null:\n%s",
+             summary[["source", "embedding", "trials", "median_ari", "null_median_ari"]]
+             .to_string(index=False))  # fmt: skip
 
 
 def _human_mouse(args) -> None:
@@ -240,15 +255,6 @@ def _human_mouse(args) -> None:
         return
     from gexnet.analysis import human_mouse
 
-    if args.action == "figures":
-        from gexnet.report import figures
-
-        t = {name: pd.read_parquet(args.tables / f"{name}.parquet") for name in human_mouse.TABLES}
-        figures.species_pca(t["pca"], args.pca)
-        figures.ortholog_ranks(t["pairs"], args.ranks)
-        figures.dictionary_curve(t["curve"], args.curve)
-        figures.rna_dna_groups(t["pairs"], t["groups"], args.groups)
-        return
     if args.action == "summary":
         write_table(human_mouse.summary([pd.read_parquet(p) for p in args.methods]), args.out)
         return
@@ -268,15 +274,6 @@ def _autoencoder(args) -> None:
 
     from gexnet.formats.io import write_table
 
-    if args.action == "figures":
-        from gexnet.report import figures
-
-        tables = {n: pd.read_parquet(args.tables / f"{n}.parquet") for n in ("ranges", "density")}
-        steps = pd.read_csv(args.steps, sep="\t")
-        figures.autoencoder_loss(steps, pd.read_csv(args.validation, sep="\t"), args.loss)
-        figures.reconstruction_density(tables["density"], args.density)
-        figures.reconstruction_ranges(tables["ranges"], args.ranges)
-        return
     if args.action == "summary":
         if len(args.names) != len(args.metrics):
             raise GexnetError(f"{len(args.names)} names for {len(args.metrics)} metrics tables")
@@ -320,20 +317,6 @@ def _autoencoder(args) -> None:
 def _splicing(args) -> None:
     import pandas as pd
 
-    if args.action == "figures":
-        from gexnet.report import figures
-
-        if args.quality:
-            figures.splicing_quality(pd.read_parquet(args.quality), args.out)
-        elif args.genes:
-            genes = pd.read_parquet(args.genes)
-            figures.splicing_heatmap(genes[genes["reference"] == args.reference], args.out,
-                                     args.factors, args.top_genes)  # fmt: skip
-        else:
-            tables = [pd.read_csv(p, sep="\t").assign(model=n)
-                      for n, p in zip(args.names, args.validation, strict=True)]  # fmt: skip
-            figures.splicing_validation(pd.concat(tables, ignore_index=True), args.out)
-        return
     from gexnet import config
     from gexnet.analysis import splicing
 
@@ -424,14 +407,11 @@ def _perturb_report(args) -> None:
 
     from gexnet.analysis import virtual
     from gexnet.formats.io import write_table
-    from gexnet.report import figures
 
     table = pd.read_parquet(args.table)
     if args.what == "knockouts":
-        figures.knockout_effects(table, args.figure)
         write_table(virtual.top_knockouts(table), args.out)
     elif args.what == "study":
-        figures.master_regulator_genes(table, args.figure)
         write_table(virtual.top_regulators(table), args.out)
     else:
         write_table(virtual.beside(table), args.out)
@@ -479,6 +459,29 @@ def _explore(args) -> None:
         table.to_csv(sys.stdout, sep="\t", index=False, float_format="%.6f")
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _planted(args) -> None:
+    from gexnet.analysis import planted
+    from gexnet.formats.io import write_table
+    from gexnet.report import catalogue
+
+    table = planted.scorecard(catalogue.parse_tables(args.tables), args.truth)
+    write_table(table, args.out)
+    log.info("planted truth:\n%s", table.to_string(index=False))
+
+
+def _figure(args) -> None:
+    from gexnet.report import catalogue
+
+    if args.action == "draw":
+        files = catalogue.parse_tables(args.tables)
+        catalogue.render(args.kind, files, catalogue.parse_options(args.options), args.out)
+        return
+    from gexnet.formats.io import write_table
+
+    spec = catalogue.parse_options(args.spec)
+    write_table(catalogue.index(spec.get("figures", [])), args.out)
 
 
 def _check_config(args) -> None:
@@ -532,6 +535,7 @@ def _labels_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("embedding", type=Path, help="an embedding table (Parquet)")
     s.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
     s.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
+    s.add_argument("--modules", type=Path, help="the demo's graded modules (truth)")
     s.add_argument("--species", choices=["human", "mouse"], default="human", help="the embedding's")
     s.add_argument("--orthologs", type=Path, help="orthologs table (required for mouse)")
 
@@ -593,12 +597,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--stats", required=True, type=Path, help="counts per source and ID step")
     a.set_defaults(func=_annotate)
 
-    q = _with_config(sub.add_parser("qc", help="per-sample QC metrics, a summary, a figure"))
+    q = _with_config(sub.add_parser("qc", help="per-sample QC metrics and a summary"))
     q.add_argument("compendium", type=Path, help="ARCHS4-layout gene-level HDF5 file")
     q.add_argument("--samples", type=Path, required=True, help="per-sample table (Parquet)")
     q.add_argument("--summary", type=Path, required=True, help="counts by rule (TSV)")
-    q.add_argument("--figure", type=Path, required=True, help="metric histograms (SVG/PNG/PDF)")
-    q.add_argument("--title", default="sample QC")
     q.set_defaults(func=_qc)
 
     n = sub.add_parser("normalize", help="Binning-By-Gene, the corpus, binning new samples")
@@ -649,6 +651,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, help="cores to use (default: all allowed)")
     c.add_argument("--predictions", type=Path, required=True)
     c.add_argument("--top", type=Path, required=True)
+    c.add_argument("--labels-summary", type=Path, required=True,
+                   help="per label: lncRNAs called, mean probability (TSV)")  # fmt: skip
     c = actions.add_parser("gather", help="an embedding's shards into one metrics table")
     c.add_argument("shards", type=Path, nargs="+")
     c.add_argument("--out", type=Path, required=True)
@@ -656,9 +660,22 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("metrics", nargs="+", type=_named_path, metavar="NAME=METRICS",
                    help="an embedding's name and its metrics table (Parquet)")  # fmt: skip
     c.add_argument("--reference", required=True, help="embedding the others are compared to")
-    c.add_argument("--table", type=Path, required=True)
-    c.add_argument("--figure", type=Path, required=True)
+    c.add_argument("--table", type=Path, required=True, help="per source and embedding (TSV)")
+    c.add_argument("--auroc", type=Path, required=True,
+                   help="the AUROC of every label all embeddings share (Parquet)")  # fmt: skip
     k.set_defaults(func=_classify)
+
+    c = _with_config(sub.add_parser("clustering", help="the clustering benchmark of embeddings"))
+    c.add_argument("embeddings", nargs="+", type=_named_path, metavar="NAME=EMBEDDING",
+                   help="the embeddings scored on the same trials (Parquet)")  # fmt: skip
+    c.add_argument("--labels", type=Path, nargs="*", default=[], help="labels tables")
+    c.add_argument("--programs", type=Path, help="the demo's planted programs (truth)")
+    c.add_argument("--modules", type=Path, help="the demo's graded modules (truth)")
+    c.add_argument("--species", choices=["human", "mouse"], default="human")
+    c.add_argument("--orthologs", type=Path, help="orthologs table (required for mouse)")
+    c.add_argument("--trials", type=Path, required=True, help="every trial's scores (Parquet)")
+    c.add_argument("--summary", type=Path, required=True, help="medians and tests (TSV)")
+    c.set_defaults(func=_clustering)
 
     h = sub.add_parser("human-mouse", help="align two species' embeddings, ortholog ranks, DNA")
     actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -680,10 +697,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("shards", type=Path, nargs="+")
     c.add_argument("--orthologs", type=Path, required=True, help="the annotation's ortholog table")
     c.add_argument("--out", type=Path, required=True)
-    c = actions.add_parser("figures", help="a comparison's figures from its tables")
-    c.add_argument("tables", type=Path, help="the directory `align` wrote")
-    for name in ("pca", "ranks", "curve", "groups"):
-        c.add_argument(f"--{name}", type=Path, required=True)
     c = actions.add_parser("summary", help="the comparisons' rates as one table")
     c.add_argument("methods", type=Path, nargs="+", help="methods tables (Parquet)")
     c.add_argument("--out", type=Path, required=True)
@@ -702,12 +715,6 @@ def parser() -> argparse.ArgumentParser:
     c = _with_config(actions.add_parser("reconstruction", help="held-out quality tables"))
     c.add_argument("model", type=Path, help="the autoencoder's directory (with linear.*)")
     c.add_argument("--out", type=Path, required=True)
-    c = actions.add_parser("figures", help="loss, density and range figures from the tables")
-    c.add_argument("tables", type=Path, help="the directory `reconstruction` wrote")
-    c.add_argument("--steps", type=Path, required=True, help="the model's metrics.tsv")
-    c.add_argument("--validation", type=Path, required=True, help="the model's validation.tsv")
-    for name in ("loss", "density", "ranges"):
-        c.add_argument(f"--{name}", type=Path, required=True)
     c = actions.add_parser("summary", help="the autoencoders' quality as one table")
     c.add_argument("metrics", type=Path, nargs="+", help="reconstruction metrics tables")
     c.add_argument("--names", nargs="+", required=True, help="their autoencoders, in order")
@@ -746,15 +753,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--validation", type=Path, nargs="*", help="validation tables")
     c.add_argument("--names", nargs="*", default=[], help="their models, in order")
     c.add_argument("--out", type=Path, required=True)
-    c = actions.add_parser("figures", help="a figure from the tables")
-    c.add_argument("--quality", type=Path, help="isoforms.parquet of the quality job")
-    c.add_argument("--genes", type=Path, help="a model's SF × gene scores (the heatmap)")
-    c.add_argument("--reference", default="knockout", help="the heatmap's reference")
-    c.add_argument("--factors", type=int, default=30, help="SFs in the heatmap")
-    c.add_argument("--top-genes", type=int, default=40, help="genes in the heatmap")
-    c.add_argument("--validation", type=Path, nargs="*", help="validation tables")
-    c.add_argument("--names", nargs="*", default=[], help="their models, in order")
-    c.add_argument("--out", type=Path, required=True)
     h.set_defaults(func=_splicing)
 
     h = sub.add_parser("perturb", help="virtual knockouts, perturbations, master regulators")
@@ -782,10 +780,9 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("--quantile", type=float, default=0.99, help="overexpress: target")
             c.add_argument("--times-max", type=float, default=None,
                            help="overexpress: multiple of the maximum instead")  # fmt: skip
-    c = actions.add_parser("report", help="the report's figure and table of a result")
+    c = actions.add_parser("report", help="the report's table of a result")
     c.add_argument("what", choices=["knockouts", "study", "request"])
     c.add_argument("table", type=Path, help="knockouts or request summary, or a study's genes")
-    c.add_argument("--figure", type=Path, help="(knockouts, study)")
     c.add_argument("--out", type=Path, required=True, help="the report's table (TSV)")
     h.set_defaults(func=_perturb)
 
@@ -827,6 +824,27 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--method", default="supervised", help="whose mapping (default supervised)")
     c.add_argument("--out", type=Path, required=True, help="the table (Parquet)")
     h.set_defaults(func=_explore)
+
+    c = sub.add_parser("planted", help="the demo's results against its planted truth")
+    c.add_argument("tables", nargs="*", metavar="ROLE=PATH",
+                   help="qc=, comparison=, clustering=, splicing=, lncrna:SPECIES:EXPERIMENT=")  # fmt: skip
+    c.add_argument("--truth", type=Path, required=True, help="the compendium's truth folder")
+    c.add_argument("--out", type=Path, required=True)
+    c.set_defaults(func=_planted)
+
+    h = sub.add_parser("figure", help="a figure from summary tables; the figures' index")
+    actions = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("draw", help="draw one figure (PDF, PNG or SVG by suffix)")
+    c.add_argument("kind", help="the kind of figure (gexnet.report.catalogue.KINDS)")
+    c.add_argument("tables", nargs="*", metavar="ROLE=PATH",
+                   help="the tables it reads (a role given twice: a list)")  # fmt: skip
+    c.add_argument("--options", help="its other arguments, a JSON object")
+    c.add_argument("--out", type=Path, action="append", required=True, help="repeatable")
+    c = actions.add_parser("index", help="figures/index.tsv from the figures' description")
+    c.add_argument("--spec", required=True, help='JSON: {"figures": [{name, kind, subject, '
+                   "tables: {role: [paths]}}, …]}")  # fmt: skip
+    c.add_argument("--out", type=Path, required=True)
+    h.set_defaults(func=_figure)
 
     c = sub.add_parser(
         "check-config", help="validate a config against the schema",

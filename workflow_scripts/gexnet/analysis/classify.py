@@ -53,6 +53,16 @@ def planted_labels(programs: pd.DataFrame, species: str = "human") -> pd.DataFra
     )  # fmt: skip
 
 
+def module_labels(modules: pd.DataFrame, species: str = "human") -> pd.DataFrame:
+    """The demo's graded modules of `species` as a labels table: one source per kind
+    (planted_weak, planted_tissue, planted_overlap)."""
+    members = modules[modules["species"] == species]
+    return pd.DataFrame(
+        {"source": members["source"], "term_id": members["module"],
+         "term_name": members["module"], "gene_id": members["gene_id"]}
+    )  # fmt: skip
+
+
 def read_orthologs(path: str | Path) -> pd.DataFrame:
     """The one2one pairs (human_gene_id, mouse_gene_id) of an orthologs table."""
     table = pd.read_parquet(path)
@@ -279,6 +289,17 @@ def shared_auroc(metrics: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return dict(sorted(shared.items()))
 
 
+def shared_auroc_table(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """shared_auroc as one long table (source, label, embedding, auroc): what the comparison's
+    figure draws."""
+    parts = [
+        auroc.rename_axis("label").reset_index().melt("label", var_name="embedding",
+                                                      value_name="auroc").assign(source=source)
+        for source, auroc in shared_auroc(metrics).items()
+    ]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)[["source", "label", "embedding", "auroc"]]
+
+
 def comparison(metrics: dict[str, pd.DataFrame], reference: str) -> pd.DataFrame:
     """Per label source and embedding, over the labels of that source every embedding has:
     mean and median AUROC, the share of labels it wins against `reference` (ties half), and
@@ -305,6 +326,24 @@ def comparison(metrics: dict[str, pd.DataFrame], reference: str) -> pd.DataFrame
 
 
 # --- lncRNA transfer ---------------------------------------------------------------------------
+
+
+def transfer_summary(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Per transferred label: its source and name, the lncRNAs predicted, how many it calls
+    (probability ≥ 0.5) and their share, and the mean and largest probability."""
+    p = predictions.groupby("label", observed=True)["probability"]
+    table = pd.DataFrame({"lncrnas": p.size(), "called": p.apply(lambda v: int((v >= 0.5).sum())),
+                          "mean_probability": p.mean(), "max_probability": p.max()})  # fmt: skip
+    table["share_called"] = table["called"] / table["lncrnas"]
+    terms = labels.drop_duplicates(["source", "term_id"])
+    names = pd.Series(terms["term_name"].to_numpy(),
+                      index=terms["source"].astype(str) + ":" + terms["term_id"].astype(str))  # fmt: skip
+    table = table.rename_axis("label").reset_index()
+    table["label"] = table["label"].astype(str)
+    table["source"] = table["label"].str.split(":", n=1).str[0]
+    table["term_name"] = table["label"].map(names)
+    return table[["source", "label", "term_name", "lncrnas", "called", "share_called",
+                  "mean_probability", "max_probability"]]  # fmt: skip
 
 
 def transfer(
@@ -372,10 +411,12 @@ def transfer(
 
 
 def read_labels(
-    paths: list[Path], programs: Path | None, species: str = "human", orthologs: Path | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The labels tables at `paths` and the planted programs (truth table) on the genes of
-    `species`, and for mouse the count of label genes left out for want of a 1:1 ortholog."""
+    paths: list[Path], programs: Path | None, species: str = "human", orthologs: Path | None = None,
+    modules: Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
+    """The labels tables at `paths`, the planted programs and the graded modules (truth tables)
+    on the genes of `species`, and for mouse the count of label genes left out for want of a
+    1:1 ortholog."""
     if species == "mouse" and not orthologs:
         raise GexnetError("--species mouse needs --orthologs")
     if species == "human" and orthologs:
@@ -402,6 +443,12 @@ def read_labels(
         if planted.empty:
             raise GexnetError(f"{programs}: no {species} gene is in a program")
         tables.append(planted)
+    if modules:
+        truth = pd.read_parquet(modules)
+        missing = {"species", "source", "module", "gene_id"} - set(truth.columns)
+        if missing:
+            raise GexnetError(f"{modules}: modules table lacks columns {sorted(missing)}")
+        tables.append(module_labels(truth, species))
     if not tables:
         raise GexnetError("no labels: give --labels and/or --programs")
     return pd.concat(tables, ignore_index=True), left_out

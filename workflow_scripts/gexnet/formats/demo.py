@@ -14,6 +14,7 @@ DEMO_TRUTH_TABLES = (
     "case_control",
     "case_control_regulators",
     "qc",
+    "modules",
 )
 
 

@@ -99,12 +99,12 @@ def gene_map(
 
 
 def write_map(embedding: Path, out: Path, seed: int, settings: dict) -> None:
-    """An embedding's map as a table: gene_id, symbol, species, x, y."""
+    """An embedding's map as a table: gene_id, symbol, species, biotype (those it has), x, y."""
     from gexnet.formats.embeddings import read_embedding
 
     genes, vectors = read_embedding(embedding)
     xy = gene_map(vectors, seed, **settings)
-    columns = [c for c in ("gene_id", "symbol", "species") if c in genes.columns]
+    columns = [c for c in ("gene_id", "symbol", "species", "biotype") if c in genes.columns]
     write_table(genes[columns].assign(x=xy[:, 0], y=xy[:, 1]), out)
     log.info("%s: a map of %d genes", out, len(genes))
 

@@ -8,6 +8,10 @@ Expression is simulated from a latent program model, so every analysis has a kno
 - Splicing factors vary on their own; the ratio of a target gene's second isoform to its others
   follows its splicing factor's expression (transcript-level file; gene counts = transcript sums).
 - Case samples of a case/control series shift named regulators, and through them their programs.
+- Beside the programs, gene modules of graded difficulty, each kind a label source of its own
+  (MODULE_KINDS), on genes outside the programs: weak modules (small loadings), tissue modules
+  (active in a few tissues only, so that their co-expression is diluted over the compendium) and
+  overlapping modules (pairs sharing part of their genes). Their truth is truth/modules.parquet.
 - Mouse genes are the one-to-one orthologs of the human genes (plus mouse lncRNAs): most keep
   their human gene's program, a planted set (diverged genes) moves to another program.
 - Coding genes get one or two CDS (the second an in-frame exon skip of the first), written as
@@ -76,6 +80,14 @@ PLANTED_IDENTITY = (0.55, 0.98)
 INDEL_SHARE = 0.1
 CDS_STREAM = 7
 BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
+# The module kinds: label source -> the structure it probes (truth/modules.parquet, README).
+MODULE_KINDS = {
+    "planted_weak": "weak loadings: members follow their module's activity with small loadings",
+    "planted_tissue": "tissue-restricted: active in a few tissues only, silent elsewhere",
+    "planted_overlap": "overlapping: modules in pairs that share part of their genes",
+}
+MODULE_STREAM = 11  # modules are planned and driven from their own streams: no count of the
+# programs' design moved when they were added, beyond the shared normalisation of each sample
 SPLICING_FACTORS = (
     "SRSF1 SRSF2 SRSF3 PTBP1 RBFOX2 MBNL1 CELF1 QKI ESRP1 HNRNPA1 TRA2B SRSF5 SRSF6 SRSF7 "
     "HNRNPC HNRNPK U2AF2 SF1 NOVA1 ELAVL1 KHDRBS1 RBM4 TIA1 SRSF9 SRSF10"
@@ -94,6 +106,9 @@ class SpeciesDesign:
     batch_seed: list[int]  # each series' batch offsets are drawn from their own stream
     batch_sd: float
     tissue_activity: np.ndarray  # tissues × programs
+    module_activity: np.ndarray  # tissues × modules: mean activity (0: the module is silent)
+    module_noise: np.ndarray  # tissues × modules: sample-to-sample sd of the activity
+    module_kinds: list[str]  # each module's kind (MODULE_KINDS)
     regulator_rows: np.ndarray  # program -> gene row of its regulator
     case_shifts: pd.DataFrame  # series_id, program, shift
 
@@ -103,7 +118,7 @@ def simulate(settings: dict, qc: dict, seed: int, species: list[str], outdir: st
     generated from (settings.json, last: its presence means the rest is complete) under
     `outdir`."""
     rng = np.random.default_rng([seed, 0])
-    designs = _plan(settings, qc, species, rng)
+    designs = _plan(settings, qc, species, rng, np.random.default_rng([seed, MODULE_STREAM]))
     files = demo_files(outdir, species)
     for index, sp in enumerate(species):
         _write_species(designs[sp], settings, qc, seed, index, files)
@@ -120,10 +135,12 @@ def simulate(settings: dict, qc: dict, seed: int, species: list[str], outdir: st
 # Planning: gene identities, programs, orthologs, splicing, series and samples
 
 
-def _plan(settings: dict, qc: dict, species: list[str], rng: np.random.Generator) -> dict:
+def _plan(settings: dict, qc: dict, species: list[str], rng: np.random.Generator,
+          module_rng: np.random.Generator) -> dict:  # fmt: skip
     n_programs = settings["programs"]
     tissue_activity = rng.normal(0.0, 1.0, size=(settings["tissues"], n_programs))
     human = _human_genes(settings, rng)
+    module_activity, module_noise, module_kinds = _plan_modules(human, settings, module_rng)
     designs = {}
     for sp in species:
         genes = human if sp == "human" else _mouse_genes(human, settings, rng)
@@ -140,6 +157,9 @@ def _plan(settings: dict, qc: dict, species: list[str], rng: np.random.Generator
             batch_seed=[int(rng.integers(2**32)), 1 + species.index(sp)],
             batch_sd=settings["batch_sd"],
             tissue_activity=tissue_activity,
+            module_activity=module_activity,
+            module_noise=module_noise,
+            module_kinds=module_kinds,
             regulator_rows=np.array(
                 [
                     np.flatnonzero((genes["role"] == "regulator") & (genes["program"] == k))[0]
@@ -212,6 +232,77 @@ def _assign_programs(
     genes["program"], genes["loading"], genes["role"] = program, loading, role
 
 
+def _plan_modules(genes: pd.DataFrame, settings: dict, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:  # fmt: skip
+    """Give genes outside the programs their modules (columns module_a, loading_a and, for
+    genes shared by two overlapping modules, module_b, loading_b; -1 and 0 for none); return
+    each module's mean activity and its sample noise per tissue (tissues × modules), and the
+    modules' kinds."""
+    m = settings["modules"]
+    per_kind, size, tissues = m["per_kind"], m["genes"], settings["tissues"]
+    shared = round(m["overlap_shared"] * size)
+    pairs = per_kind // 2
+    needed = per_kind * size * 2 + pairs * (2 * size - shared)
+    free = np.flatnonzero(((genes["program"] == -1) & (genes["role"] == "none")).to_numpy())
+    _check_available("modules (genes outside the programs)", needed, len(free))
+    order = rng.permutation(free)[:needed]
+    n = len(genes)
+    module_a, module_b = np.full(n, -1), np.full(n, -1)
+    loading_a, loading_b = np.zeros(n), np.zeros(n)
+    activity, noise = [], []
+    at = 0
+    low, high = m["weak_loadings"]
+    for _ in range(per_kind):  # weak: small loadings, the programs' kind of activity
+        rows = order[at : at + size]
+        at += size
+        module_a[rows], loading_a[rows] = len(activity), rng.uniform(low, high, size)
+        activity.append(rng.normal(0.0, 1.0, tissues))
+        noise.append(np.full(tissues, 0.7))
+    for _ in range(per_kind):  # tissue: silent but in `active_tissues` tissues, strong there
+        rows = order[at : at + size]
+        at += size
+        module_a[rows], loading_a[rows] = len(activity), rng.uniform(*m["tissue_loadings"], size)
+        on = np.zeros(tissues)
+        on[rng.choice(tissues, min(m["active_tissues"], tissues), replace=False)] = 1.0
+        activity.append(on * m["tissue_shift"])
+        noise.append(on * m["tissue_sd"])
+    for _ in range(pairs):  # overlap: two modules, `shared` genes in both
+        rows = order[at : at + 2 * size - shared]
+        at += 2 * size - shared
+        first, second = len(activity), len(activity) + 1
+        module_a[rows[:size]] = first
+        loading_a[rows[:size]] = rng.uniform(*m["overlap_loadings"], size)
+        only_second = rows[size:]
+        both = rows[size - shared : size]
+        module_a[only_second], loading_a[only_second] = (
+            second,
+            rng.uniform(*m["overlap_loadings"], len(only_second)),
+        )
+        module_b[both], loading_b[both] = second, rng.uniform(*m["overlap_loadings"], len(both))
+        for _ in range(2):
+            activity.append(rng.normal(0.0, 1.0, tissues))
+            noise.append(np.full(tissues, 0.7))
+    genes["module_a"], genes["loading_a"] = module_a, loading_a
+    genes["module_b"], genes["loading_b"] = module_b, loading_b
+    kinds = [*["planted_weak"] * per_kind, *["planted_tissue"] * per_kind,
+             *["planted_overlap"] * (2 * pairs)]  # fmt: skip
+    if not activity:
+        return np.zeros((tissues, 0)), np.zeros((tissues, 0)), kinds
+    return np.array(activity).T, np.array(noise).T, kinds
+
+
+def _active_tissues(design: SpeciesDesign, k: int) -> str:
+    if design.module_kinds[k] != "planted_tissue":
+        return ""
+    on = np.flatnonzero(design.module_noise[:, k] > 0)
+    return ", ".join(TISSUES[t % len(TISSUES)] for t in on)
+
+
+def _module_name(kind: str, k: int, kinds: list[str]) -> str:
+    """weak_01, tissue_03, overlap_02, … (numbered within the kind)."""
+    return f"{kind.removeprefix('planted_')}_{kinds[: k + 1].count(kind):02d}"
+
+
 def _mouse_genes(human: pd.DataFrame, settings: dict, rng: np.random.Generator) -> pd.DataFrame:
     mouse_table = genome.genes("mouse").set_index("gene_id")
     pairs = genome.one_to_one_orthologs()
@@ -248,6 +339,8 @@ def _mouse_genes(human: pd.DataFrame, settings: dict, rng: np.random.Generator) 
     extra["base"] = rng.normal(-3.0, 2.0, len(extra))
     extra["phi"] = settings["dispersion"] * rng.lognormal(0.0, 0.5, len(extra))
     extra["diverged"] = False
+    extra["module_a"], extra["module_b"] = -1, -1
+    extra["loading_a"], extra["loading_b"] = 0.0, 0.0
     genes = pd.concat([orth, extra], ignore_index=True).sort_values("gene_id")
     return genes.reset_index(drop=True)
 
@@ -428,7 +521,8 @@ def _write_species(design: SpeciesDesign, settings, qc, seed, index, files) -> N
         for block, start in enumerate(tqdm(starts, desc=f"simulate {sp}", unit="block")):
             stop = min(start + GENERATION_BLOCK, n_samples)
             rng = np.random.default_rng([seed, 1 + index, block])
-            tx_counts = _draw_block(design, samples.iloc[start:stop], rng)
+            module_rng = np.random.default_rng([seed, 1 + index, block, MODULE_STREAM])
+            tx_counts = _draw_block(design, samples.iloc[start:stop], rng, module_rng)
             gene_counts = np.zeros((n_genes, stop - start), np.int64)
             np.add.at(gene_counts, tx["gene_row"].to_numpy(), tx_counts)
             gene_file.write_samples(start, gene_counts)
@@ -460,7 +554,8 @@ def _write_species(design: SpeciesDesign, settings, qc, seed, index, files) -> N
         )
 
 
-def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Generator,
+                module_rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """Transcript counts (transcripts × samples) for one block of samples."""
     genes, tx = design.genes, design.transcripts
     n = len(block)
@@ -478,6 +573,15 @@ def _draw_block(design: SpeciesDesign, block: pd.DataFrame, rng: np.random.Gener
     eta[in_program] += (
         genes["loading"].to_numpy()[in_program, None] * activity[:, program[in_program]].T
     )
+    # Modules: their own activity (tissue mean + sample noise; silent where both are 0).
+    tissue = block["tissue_index"].to_numpy()
+    modules = design.module_activity[tissue] + design.module_noise[tissue] * module_rng.normal(
+        size=(n, design.module_activity.shape[1])
+    )
+    for column, weight in (("module_a", "loading_a"), ("module_b", "loading_b")):
+        k = genes[column].to_numpy()
+        rows = np.flatnonzero(k >= 0)
+        eta[rows] += genes[weight].to_numpy()[rows, None] * modules[:, k[rows]].T
     # Splicing factors vary on their own; that variation drives their targets' isoforms.
     sf_rows = np.flatnonzero(genes["role"].to_numpy() == "splicing_factor")
     sf_activity = rng.normal(0.0, 0.8, size=(len(sf_rows), n))
@@ -653,7 +757,7 @@ def _program_name(k: int) -> str | None:
 
 
 def _truth_tables(designs: dict[str, SpeciesDesign]) -> dict[str, pd.DataFrame]:
-    programs, regulators, splicing, case_control, shifts, qc = [], [], [], [], [], []
+    programs, regulators, splicing, case_control, shifts, qc, modules = [], [], [], [], [], [], []
     for sp, d in designs.items():
         g = d.genes
         programs.append(
@@ -669,6 +773,24 @@ def _truth_tables(designs: dict[str, SpeciesDesign]) -> dict[str, pd.DataFrame]:
                 }
             )
         )
+        kinds = d.module_kinds
+        for column, weight in (("module_a", "loading_a"), ("module_b", "loading_b")):
+            part = g[g[column] >= 0]
+            modules.append(
+                pd.DataFrame(
+                    {
+                        "species": sp,
+                        "source": [kinds[k] for k in part[column]],
+                        "module": [_module_name(kinds[k], k, kinds) for k in part[column]],
+                        "gene_id": part["gene_id"],
+                        "symbol": part["symbol"],
+                        "biotype": part["biotype"],
+                        "loading": part[weight],
+                        # where a tissue module is active (the others: everywhere)
+                        "active_in": [_active_tissues(d, k) for k in part[column]],
+                    }
+                )
+            )
         reg = g.iloc[d.regulator_rows]
         regulators.append(
             pd.DataFrame(
@@ -715,6 +837,7 @@ def _truth_tables(designs: dict[str, SpeciesDesign]) -> dict[str, pd.DataFrame]:
         "case_control_regulators": pd.concat(shifts),
         "qc": pd.concat(qc),
         "orthologs": _ortholog_truth(designs),
+        "modules": pd.concat(modules).sort_values(["species", "source", "module", "gene_id"]),
     }
     for name, table in tables.items():
         front = ["species"] if "species" in table else []
