@@ -748,11 +748,9 @@ def paper_figures():
                 summary=results(f"perturbation/{name}/knockouts/summary.parquet"),
             )
         for study in STUDIES:
-            add(
-                "master_regulator_genes",
-                f"{name}_{study}",
-                genes=results(f"master_regulators/{name}/{study}/genes.parquet"),
-            )
+            folder = results(f"master_regulators/{name}/{study}")
+            add("master_regulator_genes", f"{name}_{study}", genes=f"{folder}/genes.parquet")
+            add("master_regulator_pairs", f"{name}_{study}", pairs=f"{folder}/pairs.parquet")
     if SPLICING_MODELS:
         add("splicing_quality", isoforms=results("splicing/quality/isoforms.parquet"))
         deeplift = SPLICING["deeplift"]

@@ -147,6 +147,13 @@ KINDS = {
         ("genes",),
         panel=f"{AUTOENCODER}: per-sample master regulators",
     ),
+    "master_regulator_pairs": Kind(
+        "master_regulators",
+        "cooperating pairs of master regulators ({subject}): joint effect "
+        "against the sum of the singles, beside the linear baseline",
+        ("pairs",),
+        panel=f"{AUTOENCODER}: cooperative master-regulator pairs",
+    ),
     "splicing_quality": Kind(
         "splicing",
         "per-isoform Spearman and Pearson r on test samples, every network beside the baselines",

@@ -447,6 +447,31 @@ def master_regulator_genes(genes: pd.DataFrame, top: int = 15):
     return fig
 
 
+def master_regulator_pairs(pairs: pd.DataFrame):
+    """Gene pairs moved to the goal together: the joint effect against the sum of the two
+    single effects (cooperation lies above the diagonal), and the distribution of joint − sum,
+    per model."""
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE * 0.8, 2.6), constrained_layout=True)
+    models = [m for m in ("autoencoder", "linear") if m in set(pairs["model"])]
+    top = float(max(pairs["joint"].max(), pairs["additive"].max(), 1e-9)) * 1.05
+    for model in models:
+        part = pairs[pairs["model"] == model]
+        colour = MODEL_COLOURS["pca" if model == "linear" else model]
+        label = "linear baseline (PCA)" if model == "linear" else model
+        axes[0].scatter(part["additive"], part["joint"], s=3, lw=0, alpha=0.5, color=colour,
+                        label=label, rasterized=True)  # fmt: skip
+        axes[1].hist(part["joint_minus_additive"], bins=50, alpha=0.6, color=colour, label=label)
+    axes[0].plot([0, top], [0, top], color=GREY, lw=0.6, ls="--")
+    axes[0].set_xlabel("sum of the single genes' effects (distance to goal, scaled units)")
+    axes[0].set_ylabel("the pair's joint effect")
+    axes[0].legend(markerscale=3)
+    axes[1].axvline(0, color=GREY, lw=0.6, ls="--")
+    axes[1].set_xlabel("joint − sum (> 0: the pair cooperates)")
+    axes[1].set_ylabel("pairs (start sample × pair)")
+    axes[1].set_yscale("log")
+    return fig
+
+
 def splicing_quality(isoforms: pd.DataFrame):
     """Per-isoform Spearman and Pearson correlation of predicted with observed log expression
     on the test samples, for every model and the two baselines (box per model)."""
