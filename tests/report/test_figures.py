@@ -25,8 +25,8 @@ def panels(svg: str) -> list[str]:
     return sorted(set(re.findall(r'<g id="(axes_\d+)"', svg)))
 
 
-def draw(kind: str, tmp_path: Path, **tables) -> str:
-    """Render `kind` from DataFrames (written as tables first) to SVG; its text."""
+def draw(kind: str, tmp_path: Path, **tables) -> dict[str, list[str]]:
+    """The DataFrames a figure of `kind` reads, written as Parquet tables: role -> paths."""
     files = {}
     for role, table in tables.items():
         parts = table if isinstance(table, list) else [table]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gexnet.analysis.classify import PLANTED_SOURCE
+from gexnet.formats.io import read_table
 
 TRAINED_AUROC = 0.9  # mean AUROC of a trained embedding on the planted programs
 CHANCE = (0.45, 0.55)  # the shuffled baseline's
@@ -110,20 +111,20 @@ def scorecard(tables: dict[str, list[Path]], truth: Path) -> pd.DataFrame:
     """The checks of the tables given (role -> paths: qc, comparison, clustering, splicing,
     lncrna with role names `lncrna:<species>:<experiment>`), against the truth folder."""
     rows = []
-    read = pd.read_parquet
+    read = read_table
     qc_truth = read(truth / "qc.parquet")
     for path in tables.get("qc", []):
         species = Path(path).name.split("_")[0]
         rows += qc_rows(read(path), qc_truth, species)
     for path in tables.get("comparison", []):
-        rows += classifier_rows(pd.read_csv(path, sep="\t"))
+        rows += classifier_rows(read(path))
     for path in tables.get("clustering", []):
-        rows += clustering_rows(pd.read_csv(path, sep="\t"))
+        rows += clustering_rows(read(path))
     programs = read(truth / "programs.parquet")
     for role, paths in tables.items():
         if role.startswith("lncrna:"):
             _, species, experiment = role.split(":")
             rows += lncrna_rows(read(paths[0]), programs, species, experiment)
     for path in tables.get("splicing", []):
-        rows += splicing_rows(pd.read_csv(path, sep="\t"))
+        rows += splicing_rows(read(path))
     return pd.DataFrame(rows, columns=COLUMNS)

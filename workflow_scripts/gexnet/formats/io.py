@@ -65,6 +65,20 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
             table.to_parquet(tmp, index=False)
 
 
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A table write_table wrote: TSV by the file's suffix, else Parquet; a missing or
+    unreadable file is one error naming it."""
+    path = Path(path)
+    try:
+        if path.suffix == ".tsv":
+            return pd.read_csv(path, sep="\t")
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise GexnetError(f"{path}: no such table") from None
+    except (OSError, ValueError) as e:
+        raise GexnetError(f"{path}: not a readable table ({e})") from None
+
+
 def is_gzip(path: str | os.PathLike) -> bool:
     """Whether a file is gzip-compressed, by its first bytes (downloads keep whatever name
     they get, so the name does not tell)."""

@@ -8,9 +8,7 @@ the figures/index.tsv table."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gexnet.errors import GexnetError
@@ -174,24 +172,10 @@ KINDS = {
 }
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A summary table: Parquet, or TSV."""
-    import pandas as pd
-
-    path = Path(path)
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t")
-    except FileNotFoundError:
-        raise GexnetError(f"{path}: no such table") from None
-    except (OSError, ValueError) as e:
-        raise GexnetError(f"{path}: not a readable table ({e})") from None
-
-
 def render(kind: str, files: dict[str, list[str]], options: dict, outputs: list[str]) -> None:
     """Draw a figure of `kind` from its tables (role -> paths) with `options` (the drawing
     function's other arguments) and write it to every output (PDF, PNG, SVG by suffix)."""
+    from gexnet.formats.io import read_table
     from gexnet.report import figures, style
 
     if kind not in KINDS:
