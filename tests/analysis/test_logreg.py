@@ -156,17 +156,6 @@ def test_cross_validation_matches_sklearn(data):
     assert np.median(auc) > 0.75  # the planted signal is found
 
 
-@pytest.mark.parametrize("hvp_dtype", [torch.float32, torch.bfloat16])
-def test_hessian_product_precision_changes_speed_not_result(data, monkeypatch, hvp_dtype):
-    """bfloat16 Hessian products only steer CG; float32 gradients decide where it stops."""
-    X, Y, valid = data
-    monkeypatch.setattr(logreg, "HVP_DTYPE", hvp_dtype)
-    W, b = logreg.fit(X, Y, valid, tol=1e-5)
-    for j in range(0, Y.shape[1], 3):
-        v = valid[:, j]
-        assert relative_gradient(X[v], Y[v, j], W[:, j], b[j], 1.0) <= 1.05e-5, j
-
-
 @pytest.mark.parametrize("C", [1e-3, 100.0])
 def test_extreme_C(data, C):
     X, Y, valid = data
@@ -200,39 +189,198 @@ def test_max_iter_warns(data):
         logreg.fit(X, Y[:, :4], valid[:, :4], max_iter=1, tol=1e-6)
 
 
-def test_overshooting_steps_are_taken_back(data):
-    """The line-search safeguard: a full step judged by its end gradient (∇F(θ + δ)·δ > 0:
-    past the line minimum) is backtracked to a point where F fell, with q, s, g redone."""
+def one_label(data, j=0, dtype=torch.float64):
+    """The geometry of label j's valid genes, its sign-flipped margins at w = 0, b = b₀."""
     X, Y, valid = data
-    rows = np.flatnonzero(valid[:, 0])
-    y = Y[rows, 0]
-    geo = logreg._Geometry(X, rows, torch.float32, torch.float32)
-    solver = logreg._Solver(1.0, 1e-3, 50)
-    Z = geo.Z
-    sign = torch.from_numpy(1.0 - 2.0 * y).float()[None]
+    rows = np.flatnonzero(valid[:, j])
+    y = Y[rows, j]
+    geo = logreg._Geometry(X, rows, dtype)
+    sign = torch.from_numpy(1.0 - 2.0 * y).to(dtype)[None]
     th = torch.zeros(1, DIMS + 1, dtype=torch.float64)
     th[0, DIMS] = np.log(y.mean() / (1 - y.mean()))
-    m = sign * (th.float() @ Z.T)
+    return geo, y, sign, th
+
+
+def objective(geo, y, theta):
+    """½‖u‖² + Σ logloss in float64, the formula written out."""
+    margin = geo.Z.double().numpy() @ theta
+    return (
+        0.5 * float(theta[:DIMS] @ theta[:DIMS]) + np.logaddexp(0, margin).sum() - margin[y].sum()
+    )
+
+
+def test_base_hessian_is_the_hessian_with_curvature_flattened_off_its_top_genes(data):
+    """P⁻¹v from the Woodbury factor equals a dense solve with P = C·Zᵀ diag(s̃) Z + diag(1…1, 0),
+    s̃ = s on the `top` genes of largest s and their mean elsewhere; with uniform s (the start)
+    P is the exact Hessian."""
+    geo = one_label(data)[0]
+    Z = geo.Z.numpy()
+    rng = np.random.default_rng(1)
+    s = rng.uniform(0.0, 0.25, (3, len(Z))) ** 3  # skewed, as curvature is
+    s[2] = 0.1  # uniform
+    C, top = 0.7, 40
+    base = logreg._Base(geo.Z, geo.lam, torch.from_numpy(s), C, top)
+    v = rng.standard_normal((3, DIMS + 1))
+    ours = base.apply(torch.from_numpy(v)).numpy()
+    for i in range(3):
+        flat = s[i].copy()
+        order = np.argsort(-s[i], kind="stable")
+        flat[order[top:]] = s[i, order[top:]].mean()
+        P = C * (Z.T * flat) @ Z + np.diag(np.r_[np.ones(DIMS), 0.0])
+        np.testing.assert_allclose(ours[i], np.linalg.solve(P, v[i]), rtol=1e-9, atol=1e-12)
+    H = C * (Z.T * s[2]) @ Z + np.diag(np.r_[np.ones(DIMS), 0.0])
+    np.testing.assert_allclose(ours[2], np.linalg.solve(H, v[2]), rtol=1e-9, atol=1e-12)
+
+
+def test_lbfgs_two_loop_is_the_bfgs_update_of_the_base(data):
+    """The two-loop recursion over the stored pairs equals the inverse-Hessian BFGS updates
+    H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ applied to P⁻¹, oldest pair first; a pair whose
+    curvature yᵀs is not positive is left out; the ring keeps the newest `size` pairs."""
+    geo = one_label(data)[0]
+    rng = np.random.default_rng(2)
+    s = torch.from_numpy(rng.uniform(0.01, 0.25, (1, len(geo.Z))))
+    base = logreg._Base(geo.Z, geo.lam, s, 1.0, 16)
+    Pinv = np.stack([base.apply(torch.from_numpy(e)[None])[0].numpy() for e in np.eye(DIMS + 1)])
+    pairs = logreg._Pairs(3, 1, DIMS + 1)
+    kept = []
+    A = rng.standard_normal((DIMS + 1, DIMS + 1))
+    H = A @ A.T + np.eye(DIMS + 1)  # a positive definite "Hessian" for the pairs
+    for i in range(5):
+        step = rng.standard_normal(DIMS + 1)
+        change = H @ step if i != 2 else -step  # pair 2: negative curvature, left out
+        pairs.add(
+            torch.from_numpy(step)[None], torch.from_numpy(change)[None], torch.tensor([True])
+        )
+        if i != 2:
+            kept.append((step, change))
+    # the ring holds the pairs of the last 3 iterations: 2 (left out), 3 and 4
+    M = Pinv
+    for step, change in kept[-2:]:
+        rho = 1.0 / (change @ step)
+        E = np.eye(DIMS + 1) - rho * np.outer(step, change)
+        M = E @ M @ E.T + rho * np.outer(step, step)
+    v = rng.standard_normal(DIMS + 1)
+    ours = pairs.apply(torch.from_numpy(v)[None], base)[0].numpy()
+    np.testing.assert_allclose(ours, M @ v, rtol=1e-8, atol=1e-10)
+
+
+def line(data, scale, j=SHARED_LABELS + 1):
+    """Label j at its start, and δ = scale × Newton's step there (exact: s is uniform)."""
+    geo, y, sign, th = one_label(data, j)
+    solver = logreg._Solver(1.0, 1e-3, 50)
+    m = sign * (th @ geo.Z.T)
+    q, s = solver._residual(m, sign)
+    g = solver._gradient(geo.Z, q, th)
+    delta = scale * logreg._Base(geo.Z, geo.lam, s, 1.0, 0).apply(-g)
+    slope = (g * delta).sum(dim=1)
+    dm = (delta @ geo.Z.T) * sign
+    return geo, y, th, solver, m, delta, slope, dm
+
+
+def line_minimum(geo, y, th, delta) -> float:
+    """argmin over t of F(θ + t·δ), by scipy's bounded scalar minimiser."""
+    from scipy.optimize import minimize_scalar
+
+    return minimize_scalar(
+        lambda a: objective(geo, y, (th + a * delta)[0].numpy()),
+        bounds=(0.0, 50.0), method="bounded", options={"xatol": 1e-10},
+    ).x  # fmt: skip
+
+
+def phi_derivatives(geo, y, th, delta, t):
+    """φ'(t), φ''(t) of φ(t) = F(θ + t·δ) by autograd on the objective written out."""
+    t = torch.tensor(float(t), dtype=torch.float64, requires_grad=True)
+    theta = th[0] + t * delta[0]
+    margin = geo.Z.double() @ theta
+    yt = torch.from_numpy(y).double()
+    f = 0.5 * (theta[:DIMS] ** 2).sum() + (torch.nn.functional.softplus(margin) - yt * margin).sum()
+    (d1,) = torch.autograd.grad(f, t, create_graph=True)
+    (d2,) = torch.autograd.grad(d1, t)
+    return float(d1.detach()), float(d2)
+
+
+@pytest.mark.parametrize("scale", [0.2, 1.0, 25.0])
+def test_line_search_lands_near_the_line_minimum(data, scale):
+    """Against scipy's bounded minimiser of φ on steps that stop short, overshoot (Newton's
+    first step from the uniform start) and overshoot far: F falls and |φ'(t)| ≤ |φ'(0)|/10."""
+    geo, y, th, solver, m, delta, slope, dm = line(data, scale)
+    t = float(solver._line_search(th, delta, m, dm, slope)[0])
+    best = line_minimum(geo, y, th, delta)
+    assert objective(geo, y, (th + t * delta)[0].numpy()) < objective(geo, y, th[0].numpy())
+    assert abs(phi_derivatives(geo, y, th, delta, t)[0]) <= 0.1 * abs(float(slope[0]))
+    assert abs(t - best) <= 0.1 * best, (t, best)
+
+
+def test_step_length_is_newtons_step_on_the_line_after_one_trial(data):
+    """One trial at t = 1: t = 1 where |φ'(1)| ≤ |φ'(0)|/10, else Newton's step on φ' from 1
+    (φ' and φ'' by autograd here), and a full line search where that step leaves [0, 1] from a
+    point past the minimum. Labels not live get 0."""
+    live = torch.tensor([True])
+    geo, y, th, solver, m, delta, slope, dm = line(data, 0.2)  # stops short
+    d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
+    assert d1 < 0.1 * float(slope[0])
+    t = float(solver._step_length(th, delta, m, dm, slope, live)[0])
+    assert t == pytest.approx(min(1 - d1 / d2, logreg.MAX_STEP), rel=1e-6)
+    assert solver._step_length(th, delta, m, dm, slope, torch.tensor([False]))[0] == 0
+
+    geo, y, th, solver, m, delta, slope, dm = line(data, 1.0)
+    best = line_minimum(geo, y, th, delta)
+    geo, y, th, solver, m, delta, slope, dm = line(data, best)  # t = 1 about right
+    assert float(solver._step_length(th, delta, m, dm, slope, live)[0]) == 1.0
+
+    geo, y, th, solver, m, delta, slope, dm = line(data, 25.0)  # far past the minimum
+    d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
+    assert d1 > 0 and 1 - d1 / d2 <= 0
+    t = solver._step_length(th, delta, m, dm, slope, live)
+    torch.testing.assert_close(t, solver._line_search(th, delta, m, dm, slope))
+
+
+def test_steps_past_the_minimum_are_taken_back(data):
+    """The safeguard after a step: where the new gradient shows the step went past the line
+    minimum and F did not fall, the step is searched along its line instead, and margins,
+    residuals and gradient are redone for the new point."""
+    geo, y, sign, th = one_label(data)
+    solver = logreg._Solver(1.0, 1e-3, 50)
+    Z = geo.Z
+    m = sign * (th @ Z.T)
     q = solver._residual(m, sign)[0]
     g = solver._gradient(Z, q, th)
     delta = -50 * g / g.norm()  # far past the minimum along the steepest descent
-    step = delta @ Z.T
-    slope = (g * delta).sum(dim=1).double()
-    th1, m1 = th + delta.double(), m + sign * step
+    slope = (g * delta).sum(dim=1)
+    dm = (delta @ Z.T) * sign
+    t = torch.ones(1, dtype=torch.float64)
+    th1, m1 = th + delta, m + dm
     q1, s1 = solver._residual(m1, sign)
     g1 = solver._gradient(Z, q1, th1)
-    assert (g1 * delta).sum() > 0
-
-    def objective(theta):  # ½‖u‖² + Σ logloss, in float64
-        margin = (Z.double() @ theta[0]).numpy()
-        return (
-            0.5 * float((theta[0, :DIMS] ** 2).sum()) + np.logaddexp(0, (1 - 2 * y) * margin).sum()
-        )
-
-    solver._judge(Z, th1, m1, sign, q1, s1, g1, delta, step, slope)
-    assert objective(th1) < objective(th)
-    np.testing.assert_allclose(m1, sign * (th1.float() @ Z.T), atol=1e-4)
+    assert (g1 * delta).sum() > 0 and objective(geo, y, th1[0].numpy()) > objective(
+        geo, y, th[0].numpy()
+    )
+    over = torch.tensor([True])
+    assert solver._judge(Z, th1, m1, dm, sign, q1, s1, g1, delta, t, slope, over) == 1
+    assert 0 < t[0] < 1
+    np.testing.assert_allclose(th1, th + t[0] * delta)
+    assert objective(geo, y, th1[0].numpy()) < objective(geo, y, th[0].numpy())
+    np.testing.assert_allclose(m1, sign * (th1 @ Z.T), atol=1e-9)
     np.testing.assert_allclose(g1, solver._gradient(Z, solver._residual(m1, sign)[0], th1))
+
+
+def test_cost_counts_the_products_of_each_fold(data):
+    """cost gets, per fold, the labels fitted, their iterations and their passes: one product
+    for the first gradient, then two per iteration (gradient and step), a few more where a
+    step is taken back."""
+    X, Y, valid = data
+    folds = logreg.fold_of(N_GENES, 3, seed=0)
+    cost = {}
+    logreg.cross_validate(X, Y, valid, folds, cost=cost)
+    assert sorted(cost) == [0, 1, 2]
+    for c in cost.values():
+        assert c.fits == Y.shape[1]
+        assert c.iterations >= 2 * c.fits
+        assert 2 * c.iterations + c.fits <= c.passes <= 2.2 * c.iterations + c.fits
+        assert c.products == c.passes / c.fits
+    whole = {}
+    logreg.fit(X, Y, valid, cost=whole)
+    assert list(whole) == [None] and whole[None].fits == Y.shape[1]
 
 
 # --- edge cases ---------------------------------------------------------------------------
