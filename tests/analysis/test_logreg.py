@@ -311,28 +311,35 @@ def test_line_search_lands_near_the_line_minimum(data, scale):
     assert abs(t - best) <= 0.1 * best, (t, best)
 
 
-def test_step_length_is_newtons_step_on_the_line_after_one_trial(data):
-    """One trial at t = 1: t = 1 where |φ'(1)| ≤ |φ'(0)|/10, else Newton's step on φ' from 1
-    (φ' and φ'' by autograd here), and a full line search where that step leaves [0, 1] from a
-    point past the minimum. Labels not live get 0."""
+def test_step_length_from_one_trial(data):
+    """One trial at t = 1: t = 1 where |φ'(1)| ≤ |φ'(0)|/10; a step that stopped short is
+    extended by Newton's step on φ' from 1; one that went past the minimum is cut to the root
+    of the quadratic through φ'(0), φ'(1), φ''(1) (φ' and φ'' by autograd here, the root by
+    numpy). Labels not live get 0."""
     live = torch.tensor([True])
     geo, y, th, solver, m, delta, slope, dm = line(data, 0.2)  # stops short
     d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
     assert d1 < 0.1 * float(slope[0])
-    t = float(solver._step_length(th, delta, m, dm, slope, live)[0])
-    assert t == pytest.approx(min(1 - d1 / d2, logreg.MAX_STEP), rel=1e-6)
-    assert solver._step_length(th, delta, m, dm, slope, torch.tensor([False]))[0] == 0
+    t, at_one = solver._step_length(th, delta, m, dm, slope, live)
+    assert float(t[0]) == pytest.approx(min(1 - d1 / d2, logreg.MAX_STEP), rel=1e-6)
+    assert float(at_one[0]) == pytest.approx(d1, rel=1e-6)
+    assert solver._step_length(th, delta, m, dm, slope, torch.tensor([False]))[0][0] == 0
 
     geo, y, th, solver, m, delta, slope, dm = line(data, 1.0)
     best = line_minimum(geo, y, th, delta)
-    geo, y, th, solver, m, delta, slope, dm = line(data, best)  # t = 1 about right
-    assert float(solver._step_length(th, delta, m, dm, slope, live)[0]) == 1.0
+    geo, y, th, solver, m, delta, slope, dm = line(data, best)  # t = 1 is the minimum
+    assert float(solver._step_length(th, delta, m, dm, slope, live)[0][0]) == 1.0
 
-    geo, y, th, solver, m, delta, slope, dm = line(data, 25.0)  # far past the minimum
-    d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
-    assert d1 > 0 and 1 - d1 / d2 <= 0
-    t = solver._step_length(th, delta, m, dm, slope, live)
-    torch.testing.assert_close(t, solver._line_search(th, delta, m, dm, slope))
+    for scale in (1.0, 3.0):  # past the minimum: Newton's first step from the start, and more
+        geo, y, th, solver, m, delta, slope, dm = line(data, scale)
+        d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
+        c = float(slope[0]) - d1 + d2
+        roots = np.roots([c, d2, d1])  # in x = t − 1
+        x = min((r.real for r in roots if abs(r.imag) < 1e-12 and -1 < r.real < 0), key=abs)
+        t = float(solver._step_length(th, delta, m, dm, slope, live)[0][0])
+        assert d1 > 0 and t == pytest.approx(1 + x, rel=1e-6), scale
+        assert abs(t - line_minimum(geo, y, th, delta)) <= 0.5 * t  # about at the minimum
+        assert objective(geo, y, (th + t * delta)[0].numpy()) < objective(geo, y, th[0].numpy())
 
 
 def test_steps_past_the_minimum_are_taken_back(data):
