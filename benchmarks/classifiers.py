@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         args.labels, args.genes, args.dims, args.sklearn_labels = 300, 3000, 64, 20
 
     from gexnet.analysis import logreg
+    from gexnet.training.trainer import keep_freed_memory
 
+    keep_freed_memory()  # as `gexnet classify` does
     X, Y, valid = make_data(args.genes, args.labels, args.dims, args.sources, args.seed)
     folds = logreg.fold_of(args.genes, args.folds, args.seed)
     print(

@@ -163,6 +163,7 @@ def _classify(args) -> None:
     from gexnet.analysis import classify
     from gexnet.formats.embeddings import read_embedding
     from gexnet.formats.io import write_table
+    from gexnet.training.trainer import keep_freed_memory
 
     if args.action == "gather":
         parts = [pd.read_parquet(p) for p in args.shards]
@@ -194,6 +195,7 @@ def _classify(args) -> None:
                                                 args.orthologs, args.modules)  # fmt: skip
         if left_out is not None:
             log.info("label genes without a 1:1 mouse ortholog:\n%s", left_out.to_string())
+        keep_freed_memory()  # the engine frees and takes tens of MB per step
         if args.action == "metrics":
             table = classify.cross_validated_metrics(args.embedding, labels, settings, seed,
                                                      args.shard, settings["shards"],

@@ -54,6 +54,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -264,7 +265,7 @@ class _Counts:
 
 def _positive_counts(scores, Y, valid, chunk: int = 512) -> Iterator[_Counts]:
     """Counts by binary search of each positive's score among its label's sorted valid scores:
-    one sort per label, whatever the ties."""
+    one sort per label, whatever the ties. Chunks of labels on every core, in order."""
     scores = np.asarray(scores)
     if scores.dtype not in (np.float32, np.float64):
         scores = scores.astype(np.float64)
@@ -272,39 +273,46 @@ def _positive_counts(scores, Y, valid, chunk: int = 512) -> Iterator[_Counts]:
     valid = np.ones(Y.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     if not scores.shape == Y.shape == valid.shape:
         raise ValueError(f"scores {scores.shape}, Y {Y.shape} and valid {valid.shape} differ")
-    for start in range(0, scores.shape[1], chunk):
-        cols = np.arange(start, min(start + chunk, scores.shape[1]))
-        # Label-major copies (torch transposes in blocks, numpy column by column).
-        ok, s, y = (
-            torch.from_numpy(a[:, start : cols[-1] + 1]).T.contiguous() for a in (valid, scores, Y)
-        )
-        y = y & ok  # (not in place: for one label, .T.contiguous() is the caller's array)
-        unscored = (torch.isnan(s) & ok).any(dim=1)
-        n_valid, n_pos = (torch.from_numpy(np.count_nonzero(a.numpy(), axis=1)) for a in (ok, y))
-        # Invalid genes become +∞, after every score; counts of ties are capped by n_valid.
-        # (numpy's sort is vectorised for floats, and many times faster than torch's on CPU.)
-        ranked = torch.from_numpy(np.sort(torch.where(ok, s, math.inf).numpy(), axis=1))
-        # The positives' scores, packed to the left of a labels × max-positives array.
-        width = max(int(n_pos.max()), 1)
-        row, col = y.nonzero(as_tuple=True)  # by label, then gene
-        slot = torch.arange(len(row)) - (torch.cumsum(n_pos, 0) - n_pos)[row]
-        pos = torch.full((len(cols), width), math.inf, dtype=s.dtype)
-        pos[row, slot] = s[row, col]
-        is_pos = torch.arange(width) < n_pos[:, None]
-        below = torch.searchsorted(ranked, pos, side="left")
-        upto = torch.minimum(torch.searchsorted(ranked, pos, side="right"), n_valid[:, None])
-        pos_sorted = torch.sort(pos, dim=1).values
-        at_or_above = n_pos[:, None] - torch.searchsorted(pos_sorted, pos, side="left")
-        yield _Counts(
-            cols=cols,
-            is_pos=is_pos,
-            below=below.to(F64),
-            tied=(upto - below).to(F64),
-            pos_at_or_above=at_or_above.to(F64),
-            n_pos=n_pos.to(F64),
-            n_valid=n_valid.to(F64),
-            unscored=unscored,
-        )
+    starts = range(0, scores.shape[1], chunk)
+    count = functools.partial(_chunk_counts, scores, Y, valid, chunk)
+    with _one_thread_each(), concurrent.futures.ThreadPoolExecutor(_cores()) as pool:
+        yield from pool.map(count, starts)
+
+
+def _chunk_counts(scores, Y, valid, chunk: int, start: int) -> _Counts:
+    """The counts of the chunk of labels from `start`."""
+    cols = np.arange(start, min(start + chunk, scores.shape[1]))
+    # Label-major copies (torch transposes in blocks, numpy column by column).
+    ok, s, y = (
+        torch.from_numpy(a[:, start : cols[-1] + 1]).T.contiguous() for a in (valid, scores, Y)
+    )
+    y = y & ok  # (not in place: for one label, .T.contiguous() is the caller's array)
+    unscored = (torch.isnan(s) & ok).any(dim=1)
+    n_valid, n_pos = (torch.from_numpy(np.count_nonzero(a.numpy(), axis=1)) for a in (ok, y))
+    # Invalid genes become +∞, after every score; counts of ties are capped by n_valid.
+    # (numpy's sort is vectorised for floats, and many times faster than torch's on CPU.)
+    ranked = torch.from_numpy(np.sort(torch.where(ok, s, math.inf).numpy(), axis=1))
+    # The positives' scores, packed to the left of a labels × max-positives array.
+    width = max(int(n_pos.max()), 1)
+    row, col = y.nonzero(as_tuple=True)  # by label, then gene
+    slot = torch.arange(len(row)) - (torch.cumsum(n_pos, 0) - n_pos)[row]
+    pos = torch.full((len(cols), width), math.inf, dtype=s.dtype)
+    pos[row, slot] = s[row, col]
+    is_pos = torch.arange(width) < n_pos[:, None]
+    below = torch.searchsorted(ranked, pos, side="left")
+    upto = torch.minimum(torch.searchsorted(ranked, pos, side="right"), n_valid[:, None])
+    pos_sorted = torch.sort(pos, dim=1).values
+    at_or_above = n_pos[:, None] - torch.searchsorted(pos_sorted, pos, side="left")
+    return _Counts(
+        cols=cols,
+        is_pos=is_pos,
+        below=below.to(F64),
+        tied=(upto - below).to(F64),
+        pos_at_or_above=at_or_above.to(F64),
+        n_pos=n_pos.to(F64),
+        n_valid=n_valid.to(F64),
+        unscored=unscored,
+    )
 
 
 # --- input, chunks, threads -----------------------------------------------------------------
@@ -369,31 +377,39 @@ def _groups(valid: np.ndarray, label_chunk: int | None) -> list[_Group]:
 def _run(tasks: list, work: Callable, threads: int | None, progress, total: int) -> None:
     """work(task) for every task on `threads` worker threads (default: every core this process
     may use), each running torch and numpy's BLAS single-threaded: independent chunks on
-    separate cores beat
-    one chunk split across them (measured: about 1.3× on 2 cores), since its many small
-    operations would each pay a thread handshake."""
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        threads = threads or os.cpu_count() or 1
+    separate cores beat one chunk split across them (measured: about 1.3× on 2 cores), since
+    its many small operations would each pay a thread handshake."""
+    threads = _cores() if threads is None else threads
+    with _one_thread_each(), _progress(progress, total) as tick:
+        if threads <= 1:
+            for task in tasks:
+                tick(work(task))
+            return
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(work, task) for task in tasks]  # run in this order
+            try:
+                for done in concurrent.futures.as_completed(futures):
+                    tick(done.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+
+def _cores() -> int:
+    """The cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _one_thread_each() -> Iterator[None]:
+    """torch and numpy's BLAS single-threaded, for work spread over threads of our own."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with (
-            threadpoolctl.threadpool_limits(1, user_api="blas"),
-            _progress(progress, total) as tick,
-        ):
-            if threads <= 1:
-                for task in tasks:
-                    tick(work(task))
-                return
-            with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-                futures = [pool.submit(work, task) for task in tasks]  # run in this order
-                try:
-                    for done in concurrent.futures.as_completed(futures):
-                        tick(done.result())
-                except BaseException:
-                    pool.shutdown(cancel_futures=True)
-                    raise
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 

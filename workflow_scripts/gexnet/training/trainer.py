@@ -141,9 +141,9 @@ def processes(settings: dict, threads: int | None = None) -> Iterator[Processes]
 def keep_freed_memory() -> None:
     """Keep freed tensors' memory in the process (glibc): by default glibc hands each freed
     block of more than a few MB back to the kernel and faults it in again at the next step,
-    which cost a demo GPT step a third of its time (a step's logits are tens of
-    MB). Blocks up to 1 GB come from the heap, and the heap is never trimmed. No-op where the C
-    library is not glibc."""
+    which cost a demo GPT step a third of its time (a step's logits are tens of MB) and the
+    classifier engine (`gexnet classify`) a tenth of its. Blocks up to 1 GB come from the heap,
+    and the heap is never trimmed. No-op where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt
