@@ -513,3 +513,27 @@ def test_metrics_leave_their_inputs_alone():
     again = logreg.auroc(scores, y, ~valid), logreg.auroc(scores, y, valid)
     np.testing.assert_array_equal(again[1], first[0])
     assert np.isfinite(again[0]).all()
+
+
+def test_benchmark_runs_and_agrees_with_sklearn_held_to_avx2():
+    """benchmarks/classifiers.py --quick --isa avx2 restarts itself with every library held to
+    AVX2, prints the products of each fold and the product floor, and exits 0 only where the
+    engine's AUROC is within 1e-3 of scikit-learn's at tol=1e-8 on every timed label."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "classifiers.py"
+    env = {k: v for k, v in os.environ.items() if k != "GEXNET_BENCHMARK_ISA"}
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--isa", "avx2"],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "held to AVX2" in out and "OPENBLAS_CORETYPE" in out and "torch kernels: AVX2" in out
+    folds = [
+        line.split() for line in out.splitlines() if line[:1].isdigit() and len(line.split()) == 5
+    ]
+    assert [int(f[0]) for f in folds] == [0, 1, 2, 3, 4]
+    assert all(float(f[3]) >= 3 for f in folds)  # products: at least the first gradient and a step
+    assert "× the floor" in out and "speed-up" in out
