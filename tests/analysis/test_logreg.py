@@ -190,15 +190,15 @@ def test_max_iter_warns(data):
 
 
 def one_label(data, j=0, dtype=torch.float64):
-    """The geometry of label j's valid genes, its sign-flipped margins at w = 0, b = b₀."""
+    """The geometry of label j's valid genes, its positives, and θ at w = 0, b = b₀."""
     X, Y, valid = data
     rows = np.flatnonzero(valid[:, j])
     y = Y[rows, j]
     geo = logreg._Geometry(X, rows, dtype)
-    sign = torch.from_numpy(1.0 - 2.0 * y).to(dtype)[None]
+    pos = logreg._Positives(y[None])
     th = torch.zeros(1, DIMS + 1, dtype=torch.float64)
     th[0, DIMS] = np.log(y.mean() / (1 - y.mean()))
-    return geo, y, sign, th
+    return geo, y, pos, th
 
 
 def objective(geo, y, theta):
@@ -266,15 +266,16 @@ def test_lbfgs_two_loop_is_the_bfgs_update_of_the_base(data):
 
 def line(data, scale, j=SHARED_LABELS + 1):
     """Label j at its start, and δ = scale × Newton's step there (exact: s is uniform)."""
-    geo, y, sign, th = one_label(data, j)
+    geo, y, pos, th = one_label(data, j)
     solver = logreg._Solver(1.0, 1e-3, 50)
-    m = sign * (th @ geo.Z.T)
-    q, s = solver._residual(m, sign)
+    m = th @ geo.Z.T
+    q = solver._residual(m.clone(), pos)
+    s = torch.sigmoid(m) * torch.sigmoid(-m)
     g = solver._gradient(geo.Z, q, th)
     delta = scale * logreg._Base(geo.Z, geo.lam, s, 1.0, 0).apply(-g)
     slope = (g * delta).sum(dim=1)
-    dm = (delta @ geo.Z.T) * sign
-    return geo, y, th, solver, m, delta, slope, dm
+    dm = delta @ geo.Z.T
+    return geo, y, th, solver, m, delta, slope, dm, pos
 
 
 def line_minimum(geo, y, th, delta) -> float:
@@ -303,8 +304,8 @@ def phi_derivatives(geo, y, th, delta, t):
 def test_line_search_lands_near_the_line_minimum(data, scale):
     """Against scipy's bounded minimiser of φ on steps that stop short, overshoot (Newton's
     first step from the uniform start) and overshoot far: F falls and |φ'(t)| ≤ |φ'(0)|/10."""
-    geo, y, th, solver, m, delta, slope, dm = line(data, scale)
-    t = float(solver._line_search(th, delta, m, dm, slope)[0])
+    geo, y, th, solver, m, delta, slope, dm, pos = line(data, scale)
+    t = float(solver._line_search(th, delta, m, dm, pos, slope)[0])
     best = line_minimum(geo, y, th, delta)
     assert objective(geo, y, (th + t * delta)[0].numpy()) < objective(geo, y, th[0].numpy())
     assert abs(phi_derivatives(geo, y, th, delta, t)[0]) <= 0.1 * abs(float(slope[0]))
@@ -317,26 +318,29 @@ def test_step_length_from_one_trial(data):
     of the quadratic through φ'(0), φ'(1), φ''(1) (φ' and φ'' by autograd here, the root by
     numpy). Labels not live get 0."""
     live = torch.tensor([True])
-    geo, y, th, solver, m, delta, slope, dm = line(data, 0.2)  # stops short
+    geo, y, th, solver, m, delta, slope, dm, pos = line(data, 0.2)  # stops short
     d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
     assert d1 < 0.1 * float(slope[0])
-    t, at_one = solver._step_length(th, delta, m, dm, slope, live)
+    t, at_one = solver._step_length(th, delta, m, dm, pos, pos.sum(dm), slope, live)
     assert float(t[0]) == pytest.approx(min(1 - d1 / d2, logreg.MAX_STEP), rel=1e-6)
     assert float(at_one[0]) == pytest.approx(d1, rel=1e-6)
-    assert solver._step_length(th, delta, m, dm, slope, torch.tensor([False]))[0][0] == 0
+    assert (
+        solver._step_length(th, delta, m, dm, pos, pos.sum(dm), slope, torch.tensor([False]))[0][0]
+        == 0
+    )
 
-    geo, y, th, solver, m, delta, slope, dm = line(data, 1.0)
+    geo, y, th, solver, m, delta, slope, dm, pos = line(data, 1.0)
     best = line_minimum(geo, y, th, delta)
-    geo, y, th, solver, m, delta, slope, dm = line(data, best)  # t = 1 is the minimum
-    assert float(solver._step_length(th, delta, m, dm, slope, live)[0][0]) == 1.0
+    geo, y, th, solver, m, delta, slope, dm, pos = line(data, best)  # t = 1 is the minimum
+    assert float(solver._step_length(th, delta, m, dm, pos, pos.sum(dm), slope, live)[0][0]) == 1.0
 
     for scale in (1.0, 3.0):  # past the minimum: Newton's first step from the start, and more
-        geo, y, th, solver, m, delta, slope, dm = line(data, scale)
+        geo, y, th, solver, m, delta, slope, dm, pos = line(data, scale)
         d1, d2 = phi_derivatives(geo, y, th, delta, 1.0)
         c = float(slope[0]) - d1 + d2
         roots = np.roots([c, d2, d1])  # in x = t − 1
         x = min((r.real for r in roots if abs(r.imag) < 1e-12 and -1 < r.real < 0), key=abs)
-        t = float(solver._step_length(th, delta, m, dm, slope, live)[0][0])
+        t = float(solver._step_length(th, delta, m, dm, pos, pos.sum(dm), slope, live)[0][0])
         assert d1 > 0 and t == pytest.approx(1 + x, rel=1e-6), scale
         assert abs(t - line_minimum(geo, y, th, delta)) <= 0.5 * t  # about at the minimum
         assert objective(geo, y, (th + t * delta)[0].numpy()) < objective(geo, y, th[0].numpy())
@@ -346,29 +350,43 @@ def test_steps_past_the_minimum_are_taken_back(data):
     """The safeguard after a step: where the new gradient shows the step went past the line
     minimum and F did not fall, the step is searched along its line instead, and margins,
     residuals and gradient are redone for the new point."""
-    geo, y, sign, th = one_label(data)
+    geo, y, pos, th = one_label(data)
     solver = logreg._Solver(1.0, 1e-3, 50)
     Z = geo.Z
-    m = sign * (th @ Z.T)
-    q = solver._residual(m, sign)[0]
+    m = th @ Z.T
+    q = solver._residual(m.clone(), pos)
     g = solver._gradient(Z, q, th)
     delta = -50 * g / g.norm()  # far past the minimum along the steepest descent
     slope = (g * delta).sum(dim=1)
-    dm = (delta @ Z.T) * sign
+    dm = delta @ Z.T
     t = torch.ones(1, dtype=torch.float64)
     th1, m1 = th + delta, m + dm
-    q1, s1 = solver._residual(m1, sign)
+    q1 = solver._residual(m1.clone(), pos)
     g1 = solver._gradient(Z, q1, th1)
     assert (g1 * delta).sum() > 0 and objective(geo, y, th1[0].numpy()) > objective(
         geo, y, th[0].numpy()
     )
     over = torch.tensor([True])
-    assert solver._judge(Z, th1, m1, dm, sign, q1, s1, g1, delta, t, slope, over) == 1
+    assert solver._judge(Z, th1, m1, dm, pos, q1, g1, delta, t, slope, over) == 1
     assert 0 < t[0] < 1
     np.testing.assert_allclose(th1, th + t[0] * delta)
     assert objective(geo, y, th1[0].numpy()) < objective(geo, y, th[0].numpy())
-    np.testing.assert_allclose(m1, sign * (th1 @ Z.T), atol=1e-9)
-    np.testing.assert_allclose(g1, solver._gradient(Z, solver._residual(m1, sign)[0], th1))
+    np.testing.assert_allclose(m1, th1 @ Z.T, atol=1e-9)
+    np.testing.assert_allclose(q1, solver._residual(m1.clone(), pos))
+    np.testing.assert_allclose(g1, solver._gradient(Z, q1, th1))
+
+
+def test_loss_change_of_positives_keeps_its_digits():
+    """F compared at margins far on the right side: a positive's loss softplus(−m) is tiny
+    there, and its change must not drown in the margins' own size (float32)."""
+    old = torch.tensor([[30.0, 30.0, -30.0]])
+    new = torch.tensor([[31.0, 29.0, -31.0]])
+    pos = logreg._Positives(np.array([[True, True, False]]))
+    ours = float(logreg._loss_change(old, new, pos)[0])
+    exact = sum(
+        np.logaddexp(0, -b) - np.logaddexp(0, -a) for a, b in ((30.0, 31.0), (30.0, 29.0))
+    ) + (np.logaddexp(0, -31.0) - np.logaddexp(0, -30.0))
+    assert ours == pytest.approx(exact, rel=1e-5)
 
 
 def test_cost_counts_the_products_of_each_fold(data):

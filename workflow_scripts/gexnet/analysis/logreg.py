@@ -38,8 +38,9 @@ Algorithm: L-BFGS over a structured base Hessian, batched over a chunk of labels
   of the quadratic through φ'(0), φ'(1) and φ''(1). The next gradient gives φ'(t) for free: a
   step still well past the minimum (2% on the benchmark data) is checked, and taken back where
   F did not fall.
-- Margins are stored sign-flipped for positives, so each gene's loss is softplus(margin), with
-  no cancellation when objective values are compared.
+- Margins x·w + b are kept per label and gene; the positives, a few per cent of the genes,
+  as indices, so that the residual σ(m) − y and the line's terms touch them alone. Where F is
+  compared, a positive's loss is softplus(−m), which loses nothing where m is large.
 - Chunks (× folds) run on one worker thread per core, single-threaded in each. The products
   go through numpy's BLAS, which measured faster than torch's for these shapes (OpenBLAS
   against MKL on AMD EPYC, the step's product most), the rest through torch.
@@ -533,16 +534,16 @@ class _Solver:
         n_pos, n_neg = (torch.from_numpy(a[fit]).to(F64) for a in (n_pos, n_valid - n_pos))
         beta0 = torch.log(n_pos / n_neg)  # the log-odds of the prevalence
 
-        # Margins m = sign·(x·w + b), sign = −1 for positives: the loss is softplus(m) and the
-        # residual p − y = sign·σ(m). Genes not valid for a label sit at m = −∞, where loss,
-        # residual and curvature are exactly zero.
-        sign = 1.0 - 2.0 * torch.from_numpy(np.ascontiguousarray(Y[fit])).to(dtype)
-        m = sign * beta0.to(dtype)[:, None]
+        # Margins m = x·w + b per label and gene; the loss is softplus(m) − y·m, the residual
+        # σ(m) − y. Genes not valid for a label sit at m = −∞, where loss, residual and
+        # curvature are exactly zero. The positives, a few per cent, are kept as indices.
+        pos = _Positives(np.ascontiguousarray(Y[fit]))
+        m = beta0.to(dtype)[:, None].expand(len(fit), Z.shape[0]).clone()
         if not shared:
             m.masked_fill_(~torch.from_numpy(np.ascontiguousarray(valid[fit])), -math.inf)
         th = torch.zeros(len(fit), d1, dtype=F64)
         th[:, d] = beta0
-        q, s = self._residual(m, sign)
+        q = self._residual(m, pos)
         g = self._gradient(Z, q, th)
         g0 = g.norm(dim=1)
         pairs = _Pairs(self.memory, len(fit), d1)
@@ -560,7 +561,8 @@ class _Solver:
             if not live.any():
                 break
             if live.sum() < 0.9 * len(live):  # drop finished labels once they are many
-                labels, th, g, g0, m, s, sign = (a[live] for a in (labels, th, g, g0, m, s, sign))
+                labels, th, g, g0, m, q = (a[live] for a in (labels, th, g, g0, m, q))
+                pos.keep(live)
                 pairs.keep(live)
                 if base is not None:
                     base.keep(live)
@@ -570,6 +572,8 @@ class _Solver:
             # The quasi-Newton step: L-BFGS's pairs over the base Hessian at this point.
             if base is None or it % BASE_EVERY == 1:
                 # (at the start s is uniform on shared genes, so D alone is the Hessian)
+                # The curvature p(1 − p) = |q| − q², wanted only here.
+                s = torch.addcmul(q.abs(), q, q, value=-1.0)
                 base = _Base(Z, geo.lam, s, C, 0 if it == 0 and shared else self.top)
             delta = pairs.apply(-g.to(F64), base)
             delta[~live] = 0.0
@@ -579,12 +583,13 @@ class _Solver:
                 pairs.reset(uphill)
                 delta[uphill] = base.apply(-g[uphill], uphill).to(F64)
                 slope[uphill] = (g[uphill].to(F64) * delta[uphill]).sum(dim=1)
-            dm = _matmul(delta.to(dtype), geo.Zt).mul_(sign)  # the step's change of the margins
-            t, at_one = self._step_length(th, delta, m, dm, slope, live)
+            dm = _matmul(delta.to(dtype), geo.Zt)  # the step's change of the margins
+            dm_pos = pos.sum(dm)  # Σ over the positives, for φ'
+            t, at_one = self._step_length(th, delta, m, dm, pos, dm_pos, slope, live)
             step = t[:, None] * delta
             th += step
             m.addcmul_(dm, t.to(dtype)[:, None])
-            q, s = self._residual(m, sign)
+            q = self._residual(m, pos)
             g_new = self._gradient(Z, q, th)
             passes += 2 * len(live)
             # φ'(t) = ∇F(θ + tδ)·δ comes with the new gradient: a step well past the minimum
@@ -595,7 +600,7 @@ class _Solver:
             fell = (at_one < 0) & (t >= 1) & (at_one + at_t * (t - 1) < 0)
             over = live & (at_t > -NEAR * slope) & ~fell
             if over.any():
-                passes += self._judge(Z, th, m, dm, sign, q, s, g_new, delta, t, slope, over)
+                passes += self._judge(Z, th, m, dm, pos, q, g_new, delta, t, slope, over)
                 step = t[:, None] * delta
             pairs.add(step, (g_new - g).to(F64), live & (t > 0))
             pairs.reset(live & (t == 0))  # no descent found: start the pairs afresh
@@ -608,18 +613,18 @@ class _Solver:
                 cost.gene_passes += passes * Z.shape[0]
         return geo.back(theta)
 
-    def _residual(self, m: torch.Tensor, sign: torch.Tensor):
-        """The residual p − y and the curvature p(1 − p) at margins m."""
-        q = torch.sigmoid(m)
-        s = torch.addcmul(q, q, q, value=-1.0)  # the same for m and −m
-        return q.mul_(sign), s
+    def _residual(self, m: torch.Tensor, pos: _Positives) -> torch.Tensor:
+        """The residual σ(m) − y at margins m."""
+        return pos.subtract_one(torch.sigmoid(m))
 
     def _gradient(self, Z: torch.Tensor, q: torch.Tensor, th: torch.Tensor) -> torch.Tensor:
         g = self.C * _matmul(q, Z)
         g[:, :-1] += th[:, :-1].to(g.dtype)
         return g
 
-    def _step_length(self, th, delta, m, dm, slope, live) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step_length(
+        self, th, delta, m, dm, pos, dm_pos, slope, live
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """t per label for the step θ + t·δ, from one trial at t = 1 (a pass over the genes),
         and φ'(1) of the trial.
 
@@ -630,9 +635,8 @@ class _Solver:
         φ'(0), φ'(1) and φ''(1); failing that Newton's step back from 1, or where that leaves
         [0, 1] too, a full line search. t = 0 for labels not live.
         """
-        d = th.shape[1] - 1
-        u, du = th[:, :d], delta[:, :d]
-        a0, a1 = (u * du).sum(dim=1), (du * du).sum(dim=1)  # φ' = a0 + t·a1 + C·Σσ(m + t·dm)·dm
+        a0, a1 = _line_terms(th, delta)
+        a0 = a0 - self.C * dm_pos  # φ'(t) = a0 + t·a1 + C·Σ σ(m + t·dm)·dm
         p = torch.add(m, dm)
         p = torch.sigmoid(p, out=p)
         d1 = a0 + a1 + self.C * _rowdot(p, dm)
@@ -651,10 +655,12 @@ class _Solver:
             t = torch.where(quadratic, 1 + x, t)
             hard = past & ~quadratic & ~(newton > 0)
             if hard.any():
-                t[hard] = self._line_search(th[hard], delta[hard], m[hard], dm[hard], slope[hard])
+                t[hard] = self._line_search(
+                    th[hard], delta[hard], m[hard], dm[hard], pos.subset(hard), slope[hard]
+                )
         return torch.where(live, t, 0.0), d1
 
-    def _judge(self, Z, th, m, dm, sign, q, s, g, delta, t, slope, over) -> int:
+    def _judge(self, Z, th, m, dm, pos, q, g, delta, t, slope, over) -> int:
         """After θ += t·δ (margins, residuals and gradient updated), go back where F did not
         fall and search the line instead; updates in place and returns the extra passes."""
         rows = over.nonzero().flatten()
@@ -664,31 +670,32 @@ class _Solver:
         du = delta[rows, :d]
         m_old = m[rows] - tr.to(m.dtype)[:, None] * dm[rows]
         fall = (tr * (u_old * du).sum(dim=1) + 0.5 * tr * tr * (du * du).sum(dim=1)
-                + self.C * (softplus(m[rows]) - softplus(m_old)).sum(dim=1).to(F64))  # fmt: skip
+                + self.C * _loss_change(m_old, m[rows], pos.subset(over)))  # fmt: skip
         back = rows[~(fall < 0)]
         if len(back) == 0:
             return 0
         keep = ~(fall < 0)
         th_old = th[back] - t[back, None] * delta[back]
         m_old = m_old[keep]
-        tb = self._line_search(th_old, delta[back], m_old, dm[back], slope[back])
+        mask = torch.zeros(len(t), dtype=torch.bool)
+        mask[back] = True
+        tb = self._line_search(th_old, delta[back], m_old, dm[back], pos.subset(mask), slope[back])
         t[back] = tb
         th[back] = th_old + tb[:, None] * delta[back]
         m[back] = m_old.addcmul_(dm[back], tb.to(m.dtype)[:, None])
-        q[back], s[back] = self._residual(m[back], sign[back])
+        q[back] = pos.subset(mask).subtract_one(torch.sigmoid(m[back]))
         g[back] = self._gradient(Z, q[back], th[back])
         return len(back)
 
-    def _line_search(self, th, delta, m, dm, slope, tries: int = 16) -> torch.Tensor:
+    def _line_search(self, th, delta, m, dm, pos, slope, tries: int = 16) -> torch.Tensor:
         """t per label near the minimum of φ(t) = F(θ + t·δ): |φ'(t)| ≤ |φ'(0)|/10 and
         φ(t) < φ(0) (φ'(0) = slope < 0), by safeguarded Newton on φ', each trial a pass over
         the genes. Quasi-Newton steps on the logistic loss often stop short (where the loss is
         nearly exponential, a unit step moves a margin by about one): the search extends those.
         Where no trial qualifies, the largest t with φ'(t) ≤ 0 tried (F fell there, φ being
         convex), else 0."""
-        d = th.shape[1] - 1
-        u, du = th[:, :d], delta[:, :d]
-        a0, a1 = (u * du).sum(dim=1), (du * du).sum(dim=1)  # φ' = a0 + t·a1 + C·Σσ(m + t·dm)·dm
+        reg, a1 = _line_terms(th, delta)
+        a0 = reg - self.C * pos.sum(dm)  # φ'(t) = a0 + t·a1 + C·Σ σ(m + t·dm)·dm
         k = len(slope)
         lo, dlo = torch.zeros(k, dtype=F64), slope.clone()  # largest t known with φ'(t) ≤ 0
         hi, dhi = torch.full((k,), math.inf, dtype=F64), torch.zeros(k, dtype=F64)  # φ' > 0
@@ -726,19 +733,63 @@ class _Solver:
         rows = found.nonzero().flatten()
         if len(rows):
             tr = t[rows]
-            fall = (
-                tr * a0[rows]
-                + 0.5 * tr * tr * a1[rows]
-                + self.C
-                * (
-                    softplus(torch.addcmul(m[rows], dm[rows], tr.to(m.dtype)[:, None]))
-                    - softplus(m[rows])
-                )
-                .sum(dim=1)
-                .to(F64)
-            )
+            new = torch.addcmul(m[rows], dm[rows], tr.to(m.dtype)[:, None])
+            mask = torch.zeros(k, dtype=torch.bool)
+            mask[rows] = True
+            loss = _loss_change(m[rows], new, pos.subset(mask))
+            fall = tr * reg[rows] + 0.5 * tr * tr * a1[rows] + self.C * loss
             lo[rows] = torch.where(fall < 0, tr, lo[rows])
         return lo
+
+
+def _line_terms(th, delta) -> tuple[torch.Tensor, torch.Tensor]:
+    """The penalty ½‖u‖² along θ + t·δ changes by t·(u·δu) + ½t²·‖δu‖² (the intercept is not
+    penalised): those two per label."""
+    d = th.shape[1] - 1
+    u, du = th[:, :d], delta[:, :d]
+    return (u * du).sum(dim=1), (du * du).sum(dim=1)
+
+
+def _loss_change(old: torch.Tensor, new: torch.Tensor, pos: _Positives) -> torch.Tensor:
+    """Σ over genes of softplus(m) − y·m at margins new, less at old, per label (float64);
+    for positives as softplus(−m), which loses nothing where m is large."""
+    change = softplus(new) - softplus(old)
+    rows, cols = pos.rows, pos.cols
+    change[rows, cols] = softplus(-new[rows, cols]) - softplus(-old[rows, cols])
+    return change.sum(dim=1).to(F64)
+
+
+class _Positives:
+    """Each label's positive genes, as (label row, gene) indices of a labels × genes array."""
+
+    def __init__(self, Y: np.ndarray):
+        self.rows, self.cols = torch.from_numpy(Y).nonzero(as_tuple=True)
+        self.k = Y.shape[0]
+
+    def keep(self, labels: torch.Tensor) -> None:
+        """Keep the labels of a mask, renumbered as the arrays they index."""
+        self.rows, self.cols, self.k = self._of(labels)
+
+    def subset(self, labels: torch.Tensor) -> _Positives:
+        """Those of the labels of a mask, renumbered as arrays of their rows."""
+        out = object.__new__(_Positives)
+        out.rows, out.cols, out.k = self._of(labels)
+        return out
+
+    def _of(self, labels: torch.Tensor):
+        new = torch.cumsum(labels, 0) - 1
+        kept = labels[self.rows]
+        return new[self.rows[kept]], self.cols[kept], int(labels.sum())
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ of x over each label's positives (float64)."""
+        out = torch.zeros(self.k, dtype=F64)
+        return out.index_add_(0, self.rows, x[self.rows, self.cols].to(F64))
+
+    def subtract_one(self, p: torch.Tensor) -> torch.Tensor:
+        """p − y, in place."""
+        p[self.rows, self.cols] -= 1.0
+        return p
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
