@@ -218,7 +218,7 @@ def test_base_hessian_is_the_hessian_with_curvature_flattened_off_its_top_genes(
     rng = np.random.default_rng(1)
     s = rng.uniform(0.0, 0.25, (3, len(Z))) ** 3  # skewed, as curvature is
     s[2] = 0.1  # uniform
-    C, top = 0.7, 40
+    C, top = 0.7, len(Z) // 32  # as many as the base takes (a 32nd of the genes at most)
     base = logreg._Base(geo.Z, geo.lam, torch.from_numpy(s), C, top)
     v = rng.standard_normal((3, DIMS + 1))
     ours = base.apply(torch.from_numpy(v)).numpy()
@@ -230,6 +230,24 @@ def test_base_hessian_is_the_hessian_with_curvature_flattened_off_its_top_genes(
         np.testing.assert_allclose(ours[i], np.linalg.solve(P, v[i]), rtol=1e-9, atol=1e-12)
     H = C * (Z.T * s[2]) @ Z + np.diag(np.r_[np.ones(DIMS), 0.0])
     np.testing.assert_allclose(ours[2], np.linalg.solve(H, v[2]), rtol=1e-9, atol=1e-12)
+
+
+def test_base_hessian_where_the_top_genes_hold_all_the_curvature(data):
+    """A label valid on a few genes of a pooled chunk: s is 0 off them, so D's intercept entry
+    C·s̄·n would be 0. It takes the top genes' C·Σs instead: P is the Hessian with its intercept
+    entry doubled, and P⁻¹v stays exact in float32 (no overflow, no cancellation)."""
+    geo = one_label(data, dtype=torch.float32)[0]
+    Z = geo.Z.double().numpy()
+    rng = np.random.default_rng(3)
+    s = np.zeros(len(Z))
+    s[rng.choice(len(Z), 30, replace=False)] = rng.uniform(0.05, 0.25, 30)
+    C = 1.0
+    base = logreg._Base(geo.Z, geo.lam, torch.from_numpy(s).float()[None], C, 40)
+    v = rng.standard_normal(DIMS + 1)
+    ours = base.apply(torch.from_numpy(v).float()[None])[0].double().numpy()
+    P = C * (Z.T * s) @ Z + np.diag(np.r_[np.ones(DIMS), C * s.sum()])
+    exact = np.linalg.solve(P, v)
+    np.testing.assert_allclose(ours, exact, rtol=0, atol=1e-4 * np.abs(exact).max())
 
 
 def test_lbfgs_two_loop_is_the_bfgs_update_of_the_base(data):
@@ -457,6 +475,28 @@ def test_invalid_genes_are_ignored(data):
     s2 = logreg.cross_validate(X2, Y2, valid, folds, tol=1e-7)[:, j]
     np.testing.assert_array_equal(np.isnan(s1), ~valid[:, j])
     np.testing.assert_allclose(s2[valid[:, j]], s1[valid[:, j]], rtol=0, atol=1e-4)
+
+
+def test_labels_valid_on_few_genes_converge():
+    """Labels each valid on 54 genes of their own, pooled in one chunk with two valid on most
+    of 1,800 genes (as the demo's planted modules are, on its small-norm embeddings): the base
+    Hessian's top set holds every gene with curvature. Every fit reaches tol in float32 (where the base's intercept
+    entry once vanished, and fits stalled at max_iter)."""
+    rng = np.random.default_rng(4)
+    n, dims, L = 1800, 64, 12
+    X = (0.05 * rng.standard_normal((n, dims))).astype(np.float32)
+    valid = np.zeros((n, L), dtype=bool)
+    Y = np.zeros((n, L), dtype=bool)
+    for j in range(L):  # two labels on most genes make the chunk's union (and top set) large
+        genes = rng.choice(n, 54 if j >= 2 else 1700, replace=False)
+        valid[genes, j] = True
+        Y[genes[np.argsort(X[genes] @ rng.standard_normal(dims))[-14:]], j] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # max_iter reached: a failure
+        W, b = logreg.fit(X, Y, valid, tol=1e-3)
+    for j in range(L):
+        v = valid[:, j]
+        assert relative_gradient(X[v], Y[v, j], W[:, j], b[j], 1.0) <= 1.05e-3, j
 
 
 def test_non_finite_features_of_used_genes_are_refused(data):

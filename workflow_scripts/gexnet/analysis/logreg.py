@@ -21,8 +21,9 @@ Algorithm: L-BFGS over a structured base Hessian, batched over a chunk of labels
   chunks over the union of their genes; a label's other genes sit at margin −∞, where loss,
   gradient and curvature are exactly zero, so one code path serves both.
 - The Hessian is H = C·Zᵀ diag(s) Z + diag(1…1, 0), s = p(1 − p). The base Hessian P keeps s
-  exactly on each label's 64 genes of largest curvature (its positives and the negatives near
-  the boundary, which dominate H for rare labels) and their mean s̄ elsewhere:
+  exactly on each label's 64 genes of largest curvature (at most a 32nd of the genes: its
+  positives and the negatives near the boundary, which dominate H for rare labels) and their
+  mean s̄ elsewhere:
   P = diag(C·s̄·Λ + 1, C·s̄·n) + BᵀB, inverted by Woodbury through a 64 × 64 Cholesky factor
   per label, rebuilt every `BASE_EVERY` iterations. At the start (w = 0, b = the log-odds of
   the prevalence) s is uniform and P is exactly H: the first step is Newton's. L-BFGS adds the
@@ -823,21 +824,26 @@ class _Base:
     `top` genes of largest curvature (positives and the negatives near the boundary, which
     dominate it for rare labels) and their mean s̄ elsewhere, where ZᵀZ is diagonal:
     P = D + BᵀB, D = diag(C·s̄·Λ + 1, C·s̄·n), B = the top genes' rows of Z scaled by
-    √(C·(s − s̄)). P⁻¹ by Woodbury: a top × top Cholesky factor per label (I + B D⁻¹ Bᵀ is
-    the identity plus a positive semidefinite matrix, so the factor exists). Where s is uniform
-    (the start), P is the exact Hessian.
+    √(C·(s − s̄)); D's intercept entry is at least the top genes' C·Σ(s − s̄) (see below). P⁻¹
+    by Woodbury: a top × top Cholesky factor per label (I + B D⁻¹ Bᵀ is the identity plus a
+    positive semidefinite matrix, so the factor exists). Where s is uniform (the start), P is
+    the exact Hessian.
     """
 
     def __init__(self, Z: torch.Tensor, lam: torch.Tensor, s: torch.Tensor, C: float, top: int):
         k, r = s.shape
         d = len(lam)
-        top = min(top, r)
+        top = min(top, r // 32)  # a small share of the genes: the Gram costs top² a label
         curv, idx = torch.topk(s, top, dim=1, sorted=False) if top else (s[:, :0], None)
         tiny = torch.finfo(s.dtype).tiny
         rest = ((s.sum(dim=1) - curv.sum(dim=1)) / max(r - top, 1)).clamp_min(tiny)
         dinv = torch.empty(k, d + 1, dtype=s.dtype)
         dinv[:, :d] = 1.0 / (C * rest[:, None] * lam + 1.0)
-        dinv[:, d] = 1.0 / (C * rest * r)
+        # The intercept's entry, C·s̄·n, is nearly 0 where the top genes hold all the curvature
+        # (a label valid on a few genes of a pooled chunk, a separated label): D⁻¹ would then
+        # overflow there, and the Woodbury correction cancel it in float32. At least the top
+        # genes' own share keeps P within 2× of the Hessian in that coordinate.
+        dinv[:, d] = 1.0 / (C * torch.maximum(rest * r, (curv - rest[:, None]).sum(dim=1)))
         self.droot = dinv.sqrt_()  # D^(−½)
         # With S = B·D^(−½): P⁻¹ = D^(−½) (I − Sᵀ (I + S Sᵀ)⁻¹ S) D^(−½).
         scale = (C * (curv - rest[:, None])).clamp_min(0.0).sqrt()
