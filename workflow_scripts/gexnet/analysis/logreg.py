@@ -113,13 +113,13 @@ def fit(
 
     X: genes × d features; Y: genes × L bool, the positives; valid: genes × L bool, the genes
     that count for each label (None: all). A label stops when its gradient norm is ≤ tol × its
-    norm at the start; Newton iterations are capped at max_iter (a RuntimeWarning counts the
+    norm at the start; its iterations are capped at max_iter (a RuntimeWarning counts the
     labels that hit the cap). Labels with no positive or no negative among their valid genes get
     NaN. label_chunk: labels solved together (default: as many as keep one genes × labels
     float32 array near 24 MiB); memory is a few such arrays per thread. progress: a callable
     (labels done, labels), or True for a tqdm bar. threads: chunks solved at once, each on one
-    core (default: all cores this process may use). cost: a dict, given, gets what the fits
-    took (see `Cost`) under the key None.
+    core (default: all cores this process may use). cost: a dict which, where given, gets what
+    the fits took (a `Cost`) under the key None.
     """
     X, Y, valid = _check(X, Y, valid)
     W = np.full((X.shape[1], Y.shape[1]), np.nan, dtype=np.float32)
