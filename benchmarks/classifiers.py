@@ -8,15 +8,16 @@ What is measured, on one generated data set with planted signal:
   (log-uniform), the valid genes that score highest on a random direction of the embedding plus
   noise (signal strength varies by label, so AUROCs span about 0.6–1);
 - engine: `logreg.cross_validate` (C=--C, default tol) on all labels, --folds folds from
-  `logreg.fold_of`, then `logreg.auroc`; wall time of both. Per fold it prints the iterations
+  `logreg.fold_of`, then AUROC and AUPRC per fold, averaged over the folds
+  (`classify.fold_mean_metrics`, as the workflow's `gexnet classify metrics`); wall time of both. Per fold it prints the iterations
   and the matrix products the fits took (`logreg.Cost`: a product is one pass of all labels
   over the fold's training genes, genes × d+1), and the floor those products alone would take
   at the machine's rate for one --genes × (--dims + 1) × --labels product (numpy's BLAS on all
   cores, as the engine runs them), so the distance to that floor shows;
 - scikit-learn: for the first --sklearn-labels labels, per label and fold,
   `LogisticRegression(C=C)` (lbfgs, default tol) fitted on the valid training genes, the
-  held-out valid genes scored with `decision_function`, then `roc_auc_score` on the pooled
-  out-of-fold scores; its wall time is scaled linearly to all labels;
+  held-out valid genes scored with `decision_function` and `roc_auc_score` per fold, averaged
+  over the folds (`cross_val_score`'s convention); its wall time is scaled linearly to all labels;
 - ratio: scaled scikit-learn time / engine time. scikit-learn's default stop (tol=1e-4 on the
   gradient of the mean loss) comes early for labels with few positives, so its AUROCs there can
   be off by a few 0.01; the same loop with tol=1e-8 (untimed) gives the exact optimum, and the
@@ -143,14 +144,21 @@ def sklearn_scores(X, Y, valid, folds, C: float, labels: np.ndarray, **kw) -> np
 
 
 def sklearn_auroc(X, Y, valid, folds, C: float, labels: np.ndarray, **kw) -> np.ndarray:
+    """Per label, the mean of the held-out genes' AUROC over the folds that hold a positive and
+    a negative (as `classify.fold_mean_metrics`)."""
     from sklearn.metrics import roc_auc_score
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lbfgs ConvergenceWarning at the default max_iter
         scores = sklearn_scores(X, Y, valid, folds, C, labels, **kw)
-    return np.array(
-        [roc_auc_score(Y[valid[:, j], j], scores[valid[:, j], i]) for i, j in enumerate(labels)]
-    )
+    auc = np.full(len(labels), np.nan)
+    for i, j in enumerate(labels):
+        tests = [valid[:, j] & (folds == f) for f in np.unique(folds)]
+        per_fold = [
+            roc_auc_score(Y[t, j], scores[t, i]) for t in tests if 0 < Y[t, j].sum() < t.sum()
+        ]
+        auc[i] = np.mean(per_fold) if per_fold else np.nan  # folds with both classes only
+    return auc
 
 
 def product_seconds(genes: int, dims: int, labels: int, repeats: int = 3) -> float:
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.labels, args.genes, args.dims, args.sklearn_labels = 300, 3000, 64, 20
 
-    from gexnet.analysis import logreg
+    from gexnet.analysis import classify, logreg
     from gexnet.training.trainer import keep_freed_memory
 
     keep_freed_memory()  # as `gexnet classify` does
@@ -211,14 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     # One-time costs (torch and scikit-learn start-up) stay out of both timings.
     few = np.arange(min(8, args.labels))
     warm = logreg.cross_validate(X[:500], Y[:500, few], valid[:500, few], folds[:500])
-    logreg.auroc(warm, Y[:500, few], valid[:500, few])
+    classify.fold_mean_metrics(warm, Y[:500, few], valid[:500, few], folds[:500])
     sklearn_auroc(X[:500], Y[:500], valid[:500], folds[:500], args.C, few[:1])
 
     cost: dict = {}
     start = time.perf_counter()
     scores = logreg.cross_validate(X, Y, valid, folds, C=args.C, tol=TOL, cost=cost)
     cv_s = time.perf_counter() - start
-    engine_auc = logreg.auroc(scores, Y, valid)
+    engine_auc, _ = classify.fold_mean_metrics(scores, Y, valid, folds)
     engine_s = time.perf_counter() - start
 
     labels = np.arange(min(args.sklearn_labels, args.labels))
@@ -245,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\n{'':<28}{'labels timed':>14}{'seconds':>10}{'all labels (s)':>16}")
     print(f"{'gexnet.analysis.logreg':<28}{args.labels:>14}{engine_s:>10.1f}{engine_s:>16.1f}")
-    print(f"{'  cross_validate + auroc':<28}{'':>14}{cv_s:>10.1f} + {engine_s - cv_s:.1f}")
+    print(f"{'  cross_validate + metrics':<28}{'':>14}{cv_s:>10.1f} + {engine_s - cv_s:.1f}")
     print(f"{'scikit-learn loop':<28}{len(labels):>14}{sk_s:>10.1f}{sk_all:>16.0f}")
     print(f"speed-up, scikit-learn ÷ gexnet: {sk_all / engine_s:.0f}×")
     d_default = np.abs(engine_auc[labels] - sk_auc).max()

@@ -336,7 +336,7 @@ def planted_embedding(tmp_path, n_coding=400, n_lnc=60, dims=12, programs=4, see
 
 def test_cross_validated_metrics_match_scikit_learn_per_fold(tmp_path):
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     from gexnet.analysis import logreg
 
@@ -356,14 +356,17 @@ def test_cross_validated_metrics_match_scikit_learn_per_fold(tmp_path):
     for label, row in table.iterrows():
         term = label.split(":")[1]
         y = np.isin(ids, labels.loc[labels["term_id"] == term, "gene_id"])
-        aucs = []
+        aucs, aps = [], []
         for f in range(4):
             fit_rows, test_rows = annotated & (folds != f), annotated & (folds == f)
             model = LogisticRegression(C=1.0, tol=1e-8, max_iter=10_000)
             model.fit(x[fit_rows], y[fit_rows])
             if 0 < y[test_rows].sum() < test_rows.sum():
-                aucs.append(roc_auc_score(y[test_rows], model.decision_function(x[test_rows])))
+                scores = model.decision_function(x[test_rows])
+                aucs.append(roc_auc_score(y[test_rows], scores))
+                aps.append(average_precision_score(y[test_rows], scores))
         assert abs(row["auroc"] - np.mean(aucs)) < 0.01, (label, row["auroc"], np.mean(aucs))
+        assert abs(row["auprc"] - np.mean(aps)) < 0.01, (label, row["auprc"], np.mean(aps))
         assert row["n_pos"] == y.sum() and row["n_neg"] == (annotated & ~y).sum()
 
 

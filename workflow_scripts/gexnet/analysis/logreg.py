@@ -9,7 +9,7 @@ penalised). Genes not valid for a label are ignored entirely, as if absent.
 
     W, b = fit(X, Y, valid, C=1.0)                      # W: d × L, b: L
     scores = cross_validate(X, Y, valid, fold_of(len(X), 5, seed=0), C=1.0)
-    auroc(scores, Y, valid), auprc(scores, Y, valid)    # per label
+    auroc(scores, Y, valid), auprc(scores, Y, valid)    # per label (ranking_metrics: both)
 
 Algorithm: L-BFGS over a structured base Hessian, batched over a chunk of labels at once
 (labels × genes arrays), every step measured along its line.
@@ -223,16 +223,7 @@ def auroc(scores: np.ndarray, Y: np.ndarray, valid: np.ndarray | None = None) ->
     Only valid genes count. NaN where a label has no positive or no negative among them, or
     where one of them has no score (NaN).
     """
-    out = np.full(np.shape(scores)[1], np.nan)
-    for c in _positive_counts(scores, Y, valid):
-        # Mann–Whitney U: each positive outranks the lower scores and half of its other ties;
-        # the pairs of positives among those, n_pos·(n_pos − 1)/2, do not count.
-        u = torch.where(c.is_pos, c.below + (c.tied - 1) / 2, 0.0).sum(dim=1)
-        u -= c.n_pos * (c.n_pos - 1) / 2
-        auc = u / (c.n_pos * (c.n_valid - c.n_pos))
-        auc[(c.n_pos == 0) | (c.n_pos == c.n_valid) | c.unscored] = math.nan
-        out[c.cols] = auc.numpy()
-    return out
+    return ranking_metrics(scores, Y, valid)[0]
 
 
 def auprc(scores: np.ndarray, Y: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -241,13 +232,28 @@ def auprc(scores: np.ndarray, Y: np.ndarray, valid: np.ndarray | None = None) ->
     Each positive contributes the precision among the genes scoring at least as high as it (the
     threshold at which it is first counted, ties included). NaN as for `auroc`.
     """
-    out = np.full(np.shape(scores)[1], np.nan)
+    return ranking_metrics(scores, Y, valid)[1]
+
+
+def ranking_metrics(
+    scores: np.ndarray, Y: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`auroc` and `auprc` per label from one sort of each label's scores."""
+    auc, ap = (np.full(np.shape(scores)[1], np.nan) for _ in range(2))
     for c in _positive_counts(scores, Y, valid):
+        undefined = (c.n_pos == 0) | (c.n_pos == c.n_valid) | c.unscored
+        # Mann–Whitney U: each positive outranks the lower scores and half of its other ties;
+        # the pairs of positives among those, n_pos·(n_pos − 1)/2, do not count.
+        u = torch.where(c.is_pos, c.below + (c.tied - 1) / 2, 0.0).sum(dim=1)
+        u -= c.n_pos * (c.n_pos - 1) / 2
+        a = u / (c.n_pos * (c.n_valid - c.n_pos))
+        a[undefined] = math.nan
+        auc[c.cols] = a.numpy()
         precision = c.pos_at_or_above / (c.n_valid[:, None] - c.below)
-        ap = torch.where(c.is_pos, precision, 0.0).sum(dim=1) / c.n_pos
-        ap[(c.n_pos == 0) | (c.n_pos == c.n_valid) | c.unscored] = math.nan
-        out[c.cols] = ap.numpy()
-    return out
+        p = torch.where(c.is_pos, precision, 0.0).sum(dim=1) / c.n_pos
+        p[undefined] = math.nan
+        ap[c.cols] = p.numpy()
+    return auc, ap
 
 
 @dataclass
