@@ -63,6 +63,41 @@ def test_label_matrix_positives_negatives_and_counts():
         assert dropped + got[source, "kept"] == got[source, "terms in the labels table"]
 
 
+def test_label_matrix_equals_a_term_by_term_reckoning():
+    rng = np.random.default_rng(3)
+    genes = genes_table(200)
+    ids = [f"G{i:03d}" for i in range(230)]  # the last 30 are not in the embedding
+    rows = [
+        (source, f"t{t:02d}", f"name {source} {t}", gene)
+        for source in ("S2", "S1")
+        for t in range(60)
+        for gene in rng.choice(ids, rng.integers(0, 15))  # with repeats
+    ]
+    labels = pd.DataFrame(rows, columns=["source", "term_id", "term_name", "gene_id"])
+    labels = labels.sample(frac=1, random_state=0)  # shuffled rows, a shuffled index
+    matrix, _ = classify.label_matrix(labels, genes, 3, 10)
+    # the oracle: sets, term by term
+    in_embedding = set(genes["gene_id"])
+    expected = []
+    for source in sorted(set(labels["source"])):
+        table = labels[labels["source"] == source]
+        annotated = set(table["gene_id"]) & in_embedding
+        for term in sorted(set(table["term_id"])):
+            members = set(table.loc[table["term_id"] == term, "gene_id"]) & in_embedding
+            if 3 <= len(members) <= 10:
+                expected.append((f"{source}:{term}", members, annotated))
+    assert len(expected) > 40
+    assert matrix.labels["label"].tolist() == [label for label, _, _ in expected]
+    gene_ids = genes["gene_id"].to_numpy()
+    for j, (label, members, annotated) in enumerate(expected):
+        assert set(gene_ids[matrix.positive[:, j]]) == members, label
+        assert set(gene_ids[matrix.valid[:, j]]) == annotated, label
+        row = matrix.labels.iloc[j]
+        assert (row["n_pos"], row["n_neg"]) == (len(members), len(annotated - members)), label
+        source, term = label.split(":")
+        assert row["term_name"] == f"name {source} {int(term[1:])}", label
+
+
 def test_label_matrix_errors():
     with pytest.raises(GexnetError, match="no label has"):
         classify.label_matrix(labels_table(), genes_table(), 20, 30)
@@ -70,6 +105,8 @@ def test_label_matrix_errors():
         classify.label_matrix(labels_table(), genes_table(), 3, 6, sources=["HPO"])
     with pytest.raises(GexnetError, match="lacks columns"):
         classify.label_matrix(labels_table().drop(columns="term_name"), genes_table(), 3, 6)
+    with pytest.raises(GexnetError, match="lists genes more than once"):
+        classify.label_matrix(labels_table(), pd.concat([genes_table(), genes_table()]), 3, 6)
 
 
 def test_planted_labels_from_the_truth_table():
