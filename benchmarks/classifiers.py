@@ -9,8 +9,8 @@ What is measured, on one generated data set with planted signal:
   noise (signal strength varies by label, so AUROCs span about 0.6–1);
 - engine: `logreg.cross_validate` (C=--C, default tol) on all labels, --folds folds from
   `logreg.fold_of`, then AUROC and AUPRC per fold, averaged over the folds
-  (`classify.fold_mean_metrics`, as the workflow's `gexnet classify metrics`); wall time of both. Per fold it prints the iterations
-  and the matrix products the fits took (`logreg.Cost`: a product is one pass of all labels
+  (`classify.fold_mean_metrics`, as the workflow's `gexnet classify metrics`); wall time of
+  both. Per fold it prints the iterations and the matrix products the fits took (`logreg.Cost`: a product is one pass of all labels
   over the fold's training genes, genes × d+1), and the floor those products alone would take
   at the machine's rate for one --genes × (--dims + 1) × --labels product (numpy's BLAS on all
   cores, as the engine runs them), so the distance to that floor shows;
@@ -146,17 +146,15 @@ def workflow_inputs(X, Y, valid, sources: int, folder: str) -> tuple[str, pd.Dat
     path = os.path.join(folder, "embedding.parquet")
     write_table(embedding_table(genes, X), path)
     gene, label = np.nonzero(Y)
-    source = label % sources
-    whole = [(np.flatnonzero(valid[:, s]), s) for s in range(sources)]  # valid[:, s]: source s
-    table = pd.DataFrame(
-        {
-            "source": np.concatenate([source, *[np.full(len(g), s) for g, s in whole]]),
-            "term_id": np.concatenate(
-                [label.astype(str), *[np.full(len(g), "all") for g, _ in whole]]
-            ),
-            "gene_id": ids[np.concatenate([gene, *[g for g, _ in whole]])],
-        }
+    terms = pd.DataFrame(
+        {"source": label % sources, "term_id": label.astype(str), "gene_id": ids[gene]}
     )
+    # label s < sources is of source s: its valid genes are the source's
+    whole = [
+        pd.DataFrame({"source": s, "term_id": "all", "gene_id": ids[valid[:, s]]})
+        for s in range(sources)
+    ]
+    table = pd.concat([terms, *whole], ignore_index=True)
     table["source"] = "source" + table["source"].astype(str)
     table["term_name"] = table["term_id"]
     return path, table

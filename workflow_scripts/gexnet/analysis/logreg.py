@@ -686,13 +686,12 @@ class _Solver:
         keep = ~(fall < 0)
         th_old = th[back] - t[back, None] * delta[back]
         m_old = m_old[keep]
-        mask = torch.zeros(len(t), dtype=torch.bool)
-        mask[back] = True
-        tb = self._line_search(th_old, delta[back], m_old, dm[back], pos.subset(mask), slope[back])
+        pos_back = pos.subset(back)
+        tb = self._line_search(th_old, delta[back], m_old, dm[back], pos_back, slope[back])
         t[back] = tb
         th[back] = th_old + tb[:, None] * delta[back]
         m[back] = m_old.addcmul_(dm[back], tb.to(m.dtype)[:, None])
-        q[back] = pos.subset(mask).subtract_one(torch.sigmoid(m[back]))
+        q[back] = pos_back.subtract_one(torch.sigmoid(m[back]))
         g[back] = self._gradient(Z, q[back], th[back])
         return len(back)
 
@@ -743,9 +742,7 @@ class _Solver:
         if len(rows):
             tr = t[rows]
             new = torch.addcmul(m[rows], dm[rows], tr.to(m.dtype)[:, None])
-            mask = torch.zeros(k, dtype=torch.bool)
-            mask[rows] = True
-            loss = _loss_change(m[rows], new, pos.subset(mask))
+            loss = _loss_change(m[rows], new, pos.subset(rows))
             fall = tr * reg[rows] + 0.5 * tr * tr * a1[rows] + self.C * loss
             lo[rows] = torch.where(fall < 0, tr, lo[rows])
         return lo
@@ -781,13 +778,16 @@ class _Positives:
         self.rows, self.flat, self.k = self._of(labels)
 
     def subset(self, labels: torch.Tensor) -> _Positives:
-        """Those of the labels of a mask, renumbered as arrays of their rows."""
+        """Those of the labels of a mask (or of label rows, ascending), renumbered as arrays of
+        their rows."""
         out = object.__new__(_Positives)
         out.rows, out.flat, out.k = self._of(labels)
         out.genes = self.genes
         return out
 
     def _of(self, labels: torch.Tensor):
+        if labels.dtype != torch.bool:
+            labels = torch.zeros(self.k, dtype=torch.bool).index_fill_(0, labels, True)
         labels = labels.numpy()
         new = np.cumsum(labels) - 1
         kept = labels[self.rows]
